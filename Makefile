@@ -1,0 +1,30 @@
+# Two commands set everything up themselves: `make repro` (the pipeline) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Offline: the four original MNIST .gz files; online, leave unset and torchvision downloads them.
+SHARED_MNIST := $(wildcard ../shared/datasets/mnist/raw)
+export BAL_MNIST_RAW ?= $(if $(SHARED_MNIST),$(abspath $(SHARED_MNIST)),)
+export PATH := $(abspath $(BIN)):$(PATH)
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: setup repro test smoke clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+repro: setup
+	dvc repro
+
+test: setup
+	pytest
+
+smoke: setup
+	pytest -m smoke -s
+
+clean:
+	rm -rf $(VENV) dvc_plots

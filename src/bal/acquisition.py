@@ -1,0 +1,170 @@
+"""Acquisition functions: scorers, selectors and the one registry of strategy names.
+
+Every function takes ``log_probs_N_K_C``: natural-log class probabilities for N pool
+points under K Monte-Carlo dropout samples (consistent masks: sample k used the same
+mask for every point). A *scorer* maps it to ``scores_N`` (higher = more informative);
+a *selector* returns a :class:`CandidateBatch`. Scorers become selectors by taking the
+top ``batch_size`` scores, ties broken by the generator.
+
+Public API::
+
+    score(name, log_probs_N_K_C) -> scores_N
+    select(name, log_probs_N_K_C, batch_size, *, generator=None, **options) -> CandidateBatch
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+
+@dataclass(frozen=True)
+class CandidateBatch:
+    """The chosen pool positions, best first, and the score each had when chosen."""
+
+    indices: list[int]
+    scores: list[float]
+
+
+def _check_log_probs(log_probs_N_K_C: torch.Tensor) -> None:
+    if log_probs_N_K_C.ndim != 3:
+        raise ValueError(f"log_probs must have shape N x K x C, got {tuple(log_probs_N_K_C.shape)}.")
+    if torch.isnan(log_probs_N_K_C).any() or (log_probs_N_K_C == math.inf).any():
+        raise ValueError("log_probs contain NaN or +inf: the model's predictions are broken.")
+
+
+def _probs(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
+    """Per-sample class probabilities in float64."""
+    return log_probs_N_K_C.double().exp()
+
+
+def _mean_probs(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
+    """The predictive distribution p(y|x) = mean over the K samples, in float64."""
+    k = log_probs_N_K_C.shape[1]
+    return (torch.logsumexp(log_probs_N_K_C.double(), dim=1) - math.log(k)).exp()
+
+
+def _entropy(probs_X_C: torch.Tensor) -> torch.Tensor:
+    """Entropy in nats along the last dimension; 0 log 0 = 0."""
+    return torch.special.entr(probs_X_C).sum(dim=-1)
+
+
+def max_entropy(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
+    """Entropy of the predictive distribution, H[y|x]."""
+    return _entropy(_mean_probs(log_probs_N_K_C))
+
+
+def bald(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
+    """Mutual information I[y; w | x] = H[mean prediction] - mean of the samples' entropies (nats).
+
+    Clamped at 0: the true value is never negative, and float rounding must not make it so.
+    """
+    expected_entropy_N = _entropy(_probs(log_probs_N_K_C)).mean(dim=1)
+    return (max_entropy(log_probs_N_K_C) - expected_entropy_N).clamp_min(0.0)
+
+
+def margin(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
+    """Minus the gap between the two most probable classes of the predictive distribution."""
+    top2_N_2 = _mean_probs(log_probs_N_K_C).topk(2, dim=1).values
+    return top2_N_2[:, 1] - top2_N_2[:, 0]
+
+
+def least_confidence(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
+    """One minus the probability of the most probable class."""
+    return 1.0 - _mean_probs(log_probs_N_K_C).max(dim=1).values
+
+
+def variation_ratios(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
+    """One minus the fraction of the K samples that vote for the modal class (Freeman 1965)."""
+    n, k, c = log_probs_N_K_C.shape
+    votes_N_K = log_probs_N_K_C.argmax(dim=2)
+    counts_N_C = torch.zeros(n, c, dtype=torch.float64, device=votes_N_K.device)
+    counts_N_C.scatter_add_(1, votes_N_K, torch.ones(n, k, dtype=torch.float64, device=votes_N_K.device))
+    return 1.0 - counts_N_C.max(dim=1).values / k
+
+
+def mean_std(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
+    """Standard deviation of each class probability over the K samples, averaged over classes."""
+    return _probs(log_probs_N_K_C).std(dim=1, correction=0).mean(dim=1)
+
+
+def top_k(scores_N: torch.Tensor, batch_size: int, generator: torch.Generator | None) -> CandidateBatch:
+    """The ``batch_size`` highest scores; equal scores are ordered by a random permutation."""
+    if not torch.isfinite(scores_N).all():
+        raise ValueError("acquisition scores contain NaN or inf: refusing to pick arbitrarily.")
+    n = scores_N.shape[0]
+    perm_N = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    perm_N = perm_N.to(scores_N.device)
+    order_N = torch.sort(scores_N[perm_N], descending=True, stable=True).indices
+    chosen_B = perm_N[order_N[:batch_size]]
+    return CandidateBatch(chosen_B.tolist(), scores_N[chosen_B].tolist())
+
+
+def random(log_probs_N_K_C: torch.Tensor, batch_size: int, generator: torch.Generator | None) -> CandidateBatch:
+    """Uniformly random points, without replacement; the scores are the uniform draws."""
+    n = log_probs_N_K_C.shape[0]
+    draws_N = torch.rand(n, generator=generator, dtype=torch.float64)
+    return top_k(draws_N, batch_size, None)
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    scorer: Callable[[torch.Tensor], torch.Tensor] | None = None
+    selector: Callable[..., CandidateBatch] | None = None
+    needs_samples: bool = False  # meaningless with a single MC sample (K = 1)
+
+
+REGISTRY: dict[str, Strategy] = {
+    s.name: s
+    for s in [
+        Strategy("random", selector=random),
+        Strategy("max_entropy", scorer=max_entropy),
+        Strategy("margin", scorer=margin),
+        Strategy("least_confidence", scorer=least_confidence),
+        Strategy("variation_ratios", scorer=variation_ratios, needs_samples=True),
+        Strategy("mean_std", scorer=mean_std, needs_samples=True),
+        Strategy("bald", scorer=bald, needs_samples=True),
+    ]
+}
+
+
+def get_strategy(name: str) -> Strategy:
+    """The registered strategy called ``name``; an unknown name lists the known ones."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown strategy {name!r}; known strategies: {', '.join(REGISTRY)}.") from None
+
+
+def score(name: str, log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
+    """Per-point informativeness ``scores_N`` (float64, higher = more informative)."""
+    strategy = get_strategy(name)
+    if strategy.scorer is None:
+        raise ValueError(f"strategy {name!r} selects a batch and has no per-point score; use select().")
+    _check_log_probs(log_probs_N_K_C)
+    return strategy.scorer(log_probs_N_K_C)
+
+
+def select(
+    name: str,
+    log_probs_N_K_C: torch.Tensor,
+    batch_size: int,
+    *,
+    generator: torch.Generator | None = None,
+    **options,
+) -> CandidateBatch:
+    """Choose ``batch_size`` pool points with strategy ``name``."""
+    strategy = get_strategy(name)
+    _check_log_probs(log_probs_N_K_C)
+    n = log_probs_N_K_C.shape[0]
+    if not 1 <= batch_size <= n:
+        raise ValueError(f"batch_size must be between 1 and the pool size {n}, got {batch_size}.")
+    if strategy.selector is not None:
+        return strategy.selector(log_probs_N_K_C, batch_size, generator, **options)
+    if options:
+        raise ValueError(f"strategy {name!r} takes no options, got {sorted(options)}.")
+    return top_k(strategy.scorer(log_probs_N_K_C), batch_size, generator)

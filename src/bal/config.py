@@ -1,0 +1,200 @@
+"""params.yaml -> frozen dataclasses, checked before any work starts.
+
+Unknown keys, wrong types and out-of-range values raise :class:`ConfigError` with one
+sentence naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from bal.acquisition import REGISTRY
+from bal.loop import TrainSettings
+from bal.models import MODELS
+
+MNIST_TRAIN_SIZE = 60_000
+CLASSES = {"twomoons": 2, "mnist": 10}
+
+
+class ConfigError(Exception):
+    """A bad value in params.yaml."""
+
+
+@dataclass(frozen=True)
+class Run:
+    datasets: list[str]
+    strategies: list[str]
+    seeds: list[int]
+
+
+@dataclass(frozen=True)
+class Compute:
+    device: str = "auto"  # auto: CUDA when present, else CPU
+    threads: int = 1  # torch threads per stage; run stages side by side rather than one with many threads
+
+
+@dataclass(frozen=True)
+class TwoMoonsPrepare:
+    n_pool: int = 1000
+    n_validation: int = 100
+    n_test: int = 2000
+    noise: float = 0.12
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class MnistPrepare:
+    n_validation: int = 100
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Prepare:
+    twomoons: TwoMoonsPrepare = field(default_factory=TwoMoonsPrepare)
+    mnist: MnistPrepare = field(default_factory=MnistPrepare)
+
+
+@dataclass(frozen=True)
+class Learn:
+    model: str
+    initial_per_class: int = 2
+    acquisition_size: int = 10
+    budget: int = 1000
+    mc_samples: int = 20
+    pool_subset: int | None = None
+    train: TrainSettings = field(default_factory=TrainSettings)
+
+
+@dataclass(frozen=True)
+class Learns:
+    twomoons: Learn
+    mnist: Learn
+
+
+@dataclass(frozen=True)
+class Params:
+    run: Run
+    compute: Compute
+    prepare: Prepare
+    learn: Learns
+
+    def pool_size(self, dataset: str) -> int:
+        if dataset == "twomoons":
+            return self.prepare.twomoons.n_pool
+        return MNIST_TRAIN_SIZE - self.prepare.mnist.n_validation
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(value, tp, key: str):
+    """Check ``value`` against the annotation ``tp`` and build nested dataclasses."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(tp):
+            return None
+        (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _convert(value, inner, key)
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        if not isinstance(value, list) or not value:
+            raise ConfigError(f"{key} = {value!r}: must be a non-empty list of {_type_name(inner)}.")
+        return [_convert(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float, str, bool) and (type(value) is not tp):
+        raise ConfigError(f"{key} = {value!r}: must be of type {tp.__name__}.")
+    return value
+
+
+def _build(cls, data, key: str):
+    names = [f.name for f in dataclasses.fields(cls)]
+    if not isinstance(data, dict):
+        raise ConfigError(f"{key or 'params.yaml'} = {data!r}: must be a mapping with keys {', '.join(names)}.")
+    hints = typing.get_type_hints(cls)
+    prefix = f"{key}." if key else ""
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(f"{prefix}{unknown[0]} is not a known key; allowed under {key or 'the top level'}: {', '.join(names)}.")
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            values[f.name] = _convert(data[f.name], hints[f.name], f"{prefix}{f.name}")
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{prefix}{f.name} is missing.")
+    return cls(**values)
+
+
+def _require(ok: bool, key: str, value, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key} = {value!r}: {allowed}.")
+
+
+def _check(params: Params) -> None:
+    run = params.run
+    for key, names, known in [
+        ("run.datasets", run.datasets, list(CLASSES)),
+        ("run.strategies", run.strategies, list(REGISTRY)),
+    ]:
+        for name in names:
+            _require(name in known, key, name, f"unknown name; known: {', '.join(known)}")
+        _require(len(set(names)) == len(names), key, names, "names must not repeat")
+    for seed in run.seeds:
+        _require(seed >= 0, "run.seeds", seed, "seeds must be non-negative integers")
+    _require(len(set(run.seeds)) == len(run.seeds), "run.seeds", run.seeds, "seeds must not repeat")
+    _require(params.compute.device in ("auto", "cpu", "cuda") or params.compute.device.startswith("cuda:"),
+             "compute.device", params.compute.device, "must be auto, cpu, cuda or cuda:N")
+    _require(params.compute.threads >= 1, "compute.threads", params.compute.threads, "must be at least 1")
+
+    moons = params.prepare.twomoons
+    for name in ("n_pool", "n_validation", "n_test"):
+        _require(getattr(moons, name) >= 1, f"prepare.twomoons.{name}", getattr(moons, name), "must be at least 1")
+    _require(moons.noise >= 0, "prepare.twomoons.noise", moons.noise, "must be non-negative")
+    mnist = params.prepare.mnist
+    _require(1 <= mnist.n_validation < MNIST_TRAIN_SIZE, "prepare.mnist.n_validation", mnist.n_validation,
+             f"must be between 1 and {MNIST_TRAIN_SIZE - 1}")
+
+    needs_samples = [s for s in run.strategies if REGISTRY[s].needs_samples]
+    for dataset in CLASSES:
+        learn: Learn = getattr(params.learn, dataset)
+        key = f"learn.{dataset}"
+        pool = params.pool_size(dataset)
+        initial = learn.initial_per_class * CLASSES[dataset]
+        _require(learn.model in MODELS, f"{key}.model", learn.model, f"known models: {', '.join(MODELS)}")
+        _require(learn.initial_per_class >= 1, f"{key}.initial_per_class", learn.initial_per_class, "must be at least 1")
+        _require(learn.acquisition_size >= 1, f"{key}.acquisition_size", learn.acquisition_size, "must be at least 1")
+        _require(learn.budget > initial, f"{key}.budget", learn.budget,
+                 f"must exceed the initial labelled set ({initial} = initial_per_class x {CLASSES[dataset]} classes)")
+        _require(learn.budget <= pool, f"{key}.budget", learn.budget, f"must not exceed the pool ({pool} points)")
+        _require(learn.mc_samples >= (2 if needs_samples else 1), f"{key}.mc_samples", learn.mc_samples,
+                 f"must be at least 2 for {', '.join(needs_samples)}" if needs_samples else "must be at least 1")
+        if learn.pool_subset is not None:
+            _require(learn.acquisition_size <= learn.pool_subset <= pool, f"{key}.pool_subset", learn.pool_subset,
+                     f"must be null or between acquisition_size ({learn.acquisition_size}) and the pool ({pool} points)")
+        train = learn.train
+        for name in ("steps", "batch_size"):
+            _require(getattr(train, name) >= 1, f"{key}.train.{name}", getattr(train, name), "must be at least 1")
+        _require(train.learning_rate > 0, f"{key}.train.learning_rate", train.learning_rate, "must be positive")
+        _require(train.weight_decay >= 0, f"{key}.train.weight_decay", train.weight_decay, "must be non-negative")
+
+
+def load_params(path: Path) -> Params:
+    """Read and check params.yaml."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist.") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML ({str(err).splitlines()[0]}).") from None
+    params = _build(Params, data, "")
+    _check(params)
+    return params

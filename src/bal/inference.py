@@ -1,0 +1,68 @@
+"""Monte-Carlo dropout prediction and evaluation."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from bal.models import McDropoutNet
+
+
+@torch.inference_mode()
+def predict_log_probs(
+    model: McDropoutNet,
+    x: torch.Tensor,
+    k: int,
+    generator: torch.Generator | None = None,
+    batch_size: int = 250,
+    masks: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """``log_probs_N_K_C`` (natural log, float32, on the CPU) under K consistent dropout masks.
+
+    The masks are drawn once per call (or passed in) and shared by every input; the trunk
+    runs once per input, the head once per chunk for all K masks together.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    masks = masks if masks is not None else model.head.draw_masks(k, generator)
+    chunks = []
+    for start in range(0, x.shape[0], batch_size):
+        features_N_D = model.trunk(x[start : start + batch_size].to(device))
+        logits_N_K_C = model.head.sample(features_N_D, masks)
+        chunks.append(torch.log_softmax(logits_N_K_C, dim=-1).cpu())
+    return torch.cat(chunks)
+
+
+@torch.inference_mode()
+def predict_log_probs_naive(
+    model: McDropoutNet, x: torch.Tensor, masks: tuple[torch.Tensor, torch.Tensor], batch_size: int = 250
+) -> torch.Tensor:
+    """The straightforward path: K full forward passes, one per mask. For tests and benchmarks."""
+    model.eval()
+    device = next(model.parameters()).device
+    head = model.head
+    per_sample = []
+    for mask_in_D, mask_hidden_H in zip(*masks):
+        chunks = []
+        for start in range(0, x.shape[0], batch_size):
+            features_N_D = model.trunk(x[start : start + batch_size].to(device))
+            hidden_N_H = torch.relu(head.fc1(features_N_D * mask_in_D))
+            chunks.append(torch.log_softmax(head.fc2(hidden_N_H * mask_hidden_H), dim=-1).cpu())
+        per_sample.append(torch.cat(chunks))
+    return torch.stack(per_sample, dim=1)
+
+
+def mean_log_probs(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
+    """Log of the predictive distribution, log mean_k p_k, as ``log_probs_N_C``."""
+    return torch.logsumexp(log_probs_N_K_C, dim=1) - math.log(log_probs_N_K_C.shape[1])
+
+
+def evaluate(
+    model: McDropoutNet, x: torch.Tensor, y_N: torch.Tensor, k: int, generator: torch.Generator | None = None
+) -> tuple[float, float]:
+    """Test accuracy and mean negative log-likelihood (nats) of the MC-averaged prediction."""
+    log_probs_N_C = mean_log_probs(predict_log_probs(model, x, k, generator))
+    accuracy = (log_probs_N_C.argmax(dim=1) == y_N).double().mean().item()
+    nll = torch.nn.functional.nll_loss(log_probs_N_C.double(), y_N).item()
+    return accuracy, nll

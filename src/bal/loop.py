@@ -1,0 +1,137 @@
+"""The active-learning loop: train -> evaluate -> score -> select -> label, round after round.
+
+Every random choice of round r (model initialisation, minibatches, dropout, pool subset,
+MC masks, tie-breaking) is seeded from (seed, r) alone, so a run is a pure function of its
+seed and its labelled set: a run resumed from the rounds already finished continues
+exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import torch
+
+from bal.acquisition import select
+from bal.data import Split
+from bal.inference import evaluate, predict_log_probs
+from bal.models import McDropoutNet
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    steps: int = 300
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0  # total L2 strength; Adam gets weight_decay / n_labelled
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    strategy: str
+    seed: int
+    initial: tuple[int, ...]
+    acquisition_size: int = 10
+    budget: int = 1000
+    mc_samples: int = 20
+    pool_subset: int | None = None  # score a random subset of this size each round (None: whole pool)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    strategy_options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Round:
+    """One finished round: the model trained on ``n_labelled`` labels, then what it acquired."""
+
+    round: int
+    n_labelled: int
+    test_accuracy: float
+    test_nll: float
+    train_seconds: float
+    eval_seconds: float
+    score_seconds: float
+    select_seconds: float
+    acquired: list[int]
+    scores: list[float]
+
+
+def round_generator(seed: int, round_: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + round_)
+
+
+def train(model: McDropoutNet, x: torch.Tensor, y_N: torch.Tensor, settings: TrainSettings, generator: torch.Generator) -> None:
+    """Adam on the cross-entropy for a fixed number of steps over shuffled epochs of the labelled set."""
+    device = next(model.parameters()).device
+    x, y_N = x.to(device), y_N.to(device)
+    n = len(y_N)
+    batch_size = min(settings.batch_size, n)
+    optimiser = torch.optim.Adam(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay / n)
+    model.train()
+    order = torch.empty(0, dtype=torch.long)
+    for _ in range(settings.steps):
+        if len(order) < batch_size:
+            order = torch.cat([order, torch.randperm(n, generator=generator)])
+        batch, order = order[:batch_size].to(device), order[batch_size:]
+        loss = torch.nn.functional.cross_entropy(model(x[batch]), y_N[batch])
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+
+
+def run(
+    split: Split,
+    make_model: Callable[[], McDropoutNet],
+    settings: LoopSettings,
+    device: torch.device,
+    finished: list[Round] = (),
+) -> Iterator[Round]:
+    """Yield one :class:`Round` per labelled-set size, from the initial set up to the budget.
+
+    ``finished`` are rounds of an earlier, interrupted run with the same settings: their
+    acquisitions are replayed and the loop continues after them.
+    """
+    labelled = list(settings.initial)
+    for done in finished:
+        labelled += done.acquired
+    is_labelled = torch.zeros(len(split.pool_y), dtype=torch.bool)
+    is_labelled[labelled] = True
+    round_ = len(finished)
+    while True:
+        generator = round_generator(settings.seed, round_)
+        torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))  # init and dropout
+        model = make_model().to(device)
+        tic = time.perf_counter()
+        train(model, split.pool_x[labelled], split.pool_y[labelled], settings.train, generator)
+        train_seconds = time.perf_counter() - tic
+
+        tic = time.perf_counter()
+        accuracy, nll = evaluate(model, split.test_x, split.test_y, settings.mc_samples, generator)
+        eval_seconds = time.perf_counter() - tic
+
+        acquired, scores, score_seconds, select_seconds = [], [], 0.0, 0.0
+        size = min(settings.acquisition_size, settings.budget - len(labelled))
+        if size > 0:
+            tic = time.perf_counter()
+            candidates_P = (~is_labelled).nonzero().squeeze(1)
+            if settings.pool_subset is not None and settings.pool_subset < len(candidates_P):
+                candidates_P = candidates_P[torch.randperm(len(candidates_P), generator=generator)[: settings.pool_subset]]
+            log_probs_P_K_C = predict_log_probs(model, split.pool_x[candidates_P], settings.mc_samples, generator)
+            score_seconds = time.perf_counter() - tic
+
+            tic = time.perf_counter()
+            batch = select(
+                settings.strategy, log_probs_P_K_C, size, generator=generator, **settings.strategy_options
+            )
+            select_seconds = time.perf_counter() - tic
+            acquired, scores = candidates_P[batch.indices].tolist(), batch.scores
+
+        yield Round(
+            round_, len(labelled), accuracy, nll, train_seconds, eval_seconds, score_seconds, select_seconds, acquired, scores
+        )
+        if size <= 0:
+            return
+        labelled += acquired
+        is_labelled[acquired] = True
+        round_ += 1

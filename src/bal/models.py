@@ -1,0 +1,98 @@
+"""MC-dropout networks split into a deterministic trunk and a stochastic head.
+
+All dropout sits in the head, so Monte-Carlo prediction runs the (expensive) trunk once
+per input and only the head K times. ``McDropoutHead.sample`` applies *consistent*
+dropout: one mask per sample index k, shared by every input of the call, which is what
+BALD-type estimates over a pool need (Gal et al. 2017; Kirsch et al. 2019).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class McDropoutHead(nn.Module):
+    """dropout(p_in) -> dense(hidden) -> relu -> dropout(p_hidden) -> dense(classes)."""
+
+    def __init__(self, in_features: int, hidden: int, classes: int, p_in: float, p_hidden: float):
+        super().__init__()
+        self.p_in, self.p_hidden = p_in, p_hidden
+        self.fc1 = nn.Linear(in_features, hidden)
+        self.fc2 = nn.Linear(hidden, classes)
+
+    def forward(self, features_N_D: torch.Tensor) -> torch.Tensor:
+        """Training/deterministic pass (dropout follows ``self.training``); returns logits."""
+        x = nn.functional.dropout(features_N_D, self.p_in, self.training)
+        x = torch.relu(self.fc1(x))
+        x = nn.functional.dropout(x, self.p_hidden, self.training)
+        return self.fc2(x)
+
+    def draw_masks(self, k: int, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """K inverted-dropout masks for each dropout layer: (mask_in_K_D, mask_hidden_K_H)."""
+        device = self.fc1.weight.device
+        d, h = self.fc1.in_features, self.fc1.out_features
+        mask_in_K_D = _mask(k, d, self.p_in, generator).to(device)
+        mask_hidden_K_H = _mask(k, h, self.p_hidden, generator).to(device)
+        return mask_in_K_D, mask_hidden_K_H
+
+    def sample(self, features_N_D: torch.Tensor, masks: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Logits under each of the K masks: ``logits_N_K_C``.
+
+        Dropping inputs of fc1 equals dropping rows of its weight, so the K masked weight
+        matrices are stacked into one (D x K*H) matrix and the whole chunk goes through a
+        single matmul instead of K passes.
+        """
+        mask_in_K_D, mask_hidden_K_H = masks
+        k, h = mask_hidden_K_H.shape
+        weight_D_KH = (mask_in_K_D[:, :, None] * self.fc1.weight.T[None]).permute(1, 0, 2).reshape(-1, k * h)
+        hidden_N_K_H = torch.relu(features_N_D @ weight_D_KH + self.fc1.bias.repeat(k)).view(-1, k, h)
+        return self.fc2(hidden_N_K_H * mask_hidden_K_H)
+
+
+def _mask(k: int, width: int, p: float, generator: torch.Generator | None) -> torch.Tensor:
+    keep_K_W = torch.rand(k, width, generator=generator) >= p
+    return keep_K_W.float() / (1.0 - p)
+
+
+class ChannelsLast(nn.Module):
+    """Reorders image batches to channels-last, which made the CNN's convolutions ~2x faster on CPU."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last)
+
+
+class McDropoutNet(nn.Module):
+    """A deterministic ``trunk`` followed by an :class:`McDropoutHead`."""
+
+    def __init__(self, trunk: nn.Module, head: McDropoutHead):
+        super().__init__()
+        self.trunk, self.head = trunk, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.trunk(x))
+
+
+def gal_cnn(classes: int = 10) -> McDropoutNet:
+    """The MNIST CNN of Gal, Islam & Ghahramani 2017 (their Keras code, 28x28 inputs).
+
+    conv 32 4x4 - relu - conv 32 4x4 - relu - maxpool 2 - dropout 0.25 - dense 128 - relu -
+    dropout 0.5 - dense ``classes``.
+    """
+    trunk = nn.Sequential(
+        ChannelsLast(),
+        nn.Conv2d(1, 32, 4), nn.ReLU(),
+        nn.Conv2d(32, 32, 4), nn.ReLU(),
+        nn.MaxPool2d(2), nn.Flatten(),
+    )
+    net = McDropoutNet(trunk, McDropoutHead(32 * 11 * 11, 128, classes, 0.25, 0.5))
+    return net.to(memory_format=torch.channels_last)
+
+
+def moons_mlp(hidden: int = 64, classes: int = 2, p: float = 0.25) -> McDropoutNet:
+    """A small MLP for 2-D inputs: dense - relu - [dropout - dense - relu - dropout - dense]."""
+    trunk = nn.Sequential(nn.Linear(2, hidden), nn.ReLU())
+    return McDropoutNet(trunk, McDropoutHead(hidden, hidden, classes, p, p))
+
+
+MODELS = {"gal_cnn": gal_cnn, "moons_mlp": moons_mlp}

@@ -1,0 +1,67 @@
+"""Stage learn: one dataset x strategy x seed active-learning run, to the label budget."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import pandas as pd
+import typer
+
+from bal.acquisition import get_strategy
+from bal.config import CLASSES
+from bal.data import initial_indices, load_prepared
+from bal.io import write_csv
+from bal.loop import LoopSettings, run
+from bal.models import MODELS
+from common import fails_cleanly, params_and_torch
+
+app = typer.Typer(add_completion=False)
+
+CURVE_COLUMNS = ["round", "n_labelled", "test_accuracy", "test_nll",
+                 "train_seconds", "eval_seconds", "score_seconds", "select_seconds"]
+
+
+@app.command()
+@fails_cleanly
+def main(
+    dataset: str = typer.Option(...),
+    strategy: str = typer.Option(...),
+    seed: int = typer.Option(...),
+    prepared: Path = typer.Option(..., help="folder written by the prepare stage"),
+    out: Path = typer.Option(..., help="folder for curve.csv and acquired.csv"),
+    params_path: Path = typer.Option(Path("params.yaml"), "--params"),
+) -> None:
+    params, device = params_and_torch(params_path)
+    if dataset not in CLASSES:
+        raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(CLASSES)}.")
+    get_strategy(strategy)
+    learn = getattr(params.learn, dataset)
+    split = load_prepared(prepared)
+    settings = LoopSettings(
+        strategy=strategy, seed=seed,
+        initial=tuple(initial_indices(split.pool_y, learn.initial_per_class, seed)),
+        acquisition_size=learn.acquisition_size, budget=learn.budget, mc_samples=learn.mc_samples,
+        pool_subset=learn.pool_subset, train=learn.train,
+    )
+    rounds_total = math.ceil((learn.budget - len(settings.initial)) / learn.acquisition_size) + 1
+    tag = f"{dataset}-{strategy}-{seed}"
+    curve, acquired = [], []
+    start = time.perf_counter()
+    for r in run(split, MODELS[learn.model], settings, device):
+        curve.append([getattr(r, c) for c in CURVE_COLUMNS])
+        acquired += [(r.round, i, int(split.pool_y[i]), s) for i, s in zip(r.acquired, r.scores)]
+        elapsed = time.perf_counter() - start
+        eta = elapsed / (r.round + 1) * (rounds_total - r.round - 1)
+        typer.echo(
+            f"[{tag}] round {r.round + 1}/{rounds_total}  labels {r.n_labelled}  acc {r.test_accuracy:.4f}  "
+            f"nll {r.test_nll:.3f}  (train {r.train_seconds:.1f}s eval {r.eval_seconds:.1f}s "
+            f"score {r.score_seconds:.1f}s select {r.select_seconds:.2f}s)  ETA {eta / 60:.1f} min"
+        )
+    write_csv(out / "acquired.csv", pd.DataFrame(acquired, columns=["round", "pool_index", "label", "score"]))
+    write_csv(out / "curve.csv", pd.DataFrame(curve, columns=CURVE_COLUMNS))
+
+
+if __name__ == "__main__":
+    app()

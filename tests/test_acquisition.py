@@ -1,0 +1,112 @@
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bal.acquisition import REGISTRY, score, select
+
+
+def log_probs(probs_N_K_C):
+    return torch.tensor(probs_N_K_C, dtype=torch.float64).log()
+
+
+# Three pool points, K = 4 samples, C = 2 classes:
+#   0: every sample confident in class 0 (agree, certain)
+#   1: every sample says 50/50          (agree, ambiguous: aleatoric)
+#   2: samples confidently disagree     (disagree: epistemic)
+AGREE_SURE = [[0.9, 0.1]] * 4
+AGREE_UNSURE = [[0.5, 0.5]] * 4
+DISAGREE = [[0.99, 0.01], [0.01, 0.99], [0.99, 0.01], [0.01, 0.99]]
+CASE = log_probs([AGREE_SURE, AGREE_UNSURE, DISAGREE])
+
+
+def h(*p):
+    return -sum(x * math.log(x) for x in p)
+
+
+def test_bald_values_and_ranking():
+    scores = score("bald", CASE)
+    expected = [0.0, 0.0, h(0.5, 0.5) - h(0.99, 0.01)]
+    assert scores.tolist() == pytest.approx(expected, abs=1e-12)
+    assert select("bald", CASE, 1).indices == [2]
+
+
+def test_max_entropy_values():
+    assert score("max_entropy", CASE).tolist() == pytest.approx([h(0.9, 0.1), h(0.5, 0.5), h(0.5, 0.5)], abs=1e-12)
+
+
+def test_margin_least_confidence_values():
+    assert score("margin", CASE).tolist() == pytest.approx([-0.8, 0.0, 0.0], abs=1e-12)
+    assert score("least_confidence", CASE).tolist() == pytest.approx([0.1, 0.5, 0.5], abs=1e-12)
+
+
+def test_variation_ratios_counts_votes():
+    three_to_one = log_probs([[[0.8, 0.2], [0.7, 0.3], [0.6, 0.4], [0.1, 0.9]]])
+    assert score("variation_ratios", three_to_one).tolist() == pytest.approx([0.25])
+    assert score("variation_ratios", CASE).tolist() == pytest.approx([0.0, 0.0, 0.5])
+
+
+def test_mean_std_is_population_std_over_samples():
+    # class-0 probabilities 0.99, 0.01, 0.99, 0.01: mean 0.5, std 0.49; class 1 the same
+    assert score("mean_std", CASE).tolist() == pytest.approx([0.0, 0.0, 0.49], abs=1e-12)
+
+
+def test_top_k_order_and_scores():
+    batch = select("max_entropy", CASE, 3, generator=torch.Generator().manual_seed(0))
+    assert batch.indices[2] == 0
+    assert sorted(batch.indices[:2]) == [1, 2]
+    assert batch.scores == pytest.approx([h(0.5, 0.5), h(0.5, 0.5), h(0.9, 0.1)])
+
+
+def test_ties_broken_by_generator():
+    flat = torch.full((50, 2, 3), math.log(1 / 3))
+    picks = {tuple(select("bald", flat, 5, generator=torch.Generator().manual_seed(s)).indices) for s in range(5)}
+    assert len(picks) > 1
+    again = select("bald", flat, 5, generator=torch.Generator().manual_seed(3)).indices
+    assert again == select("bald", flat, 5, generator=torch.Generator().manual_seed(3)).indices
+    assert select("bald", flat, 5).indices == [0, 1, 2, 3, 4]
+
+
+def test_random_is_reproducible_and_without_replacement():
+    lp = torch.zeros(100, 1, 1)
+    a = select("random", lp, 30, generator=torch.Generator().manual_seed(7))
+    b = select("random", lp, 30, generator=torch.Generator().manual_seed(7))
+    assert a == b
+    assert len(set(a.indices)) == 30
+
+
+def test_unknown_strategy_lists_known_ones():
+    with pytest.raises(ValueError, match="known strategies: random, max_entropy"):
+        select("bald2", CASE, 1)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 4])
+def test_batch_size_out_of_range(batch_size):
+    with pytest.raises(ValueError, match="batch_size must be between 1 and the pool size 3"):
+        select("bald", CASE, batch_size)
+
+
+def test_nan_log_probs_are_refused():
+    broken = CASE.clone()
+    broken[1, 2, 0] = math.nan
+    with pytest.raises(ValueError, match="NaN"):
+        select("bald", broken, 1)
+
+
+def test_random_has_no_per_point_score():
+    with pytest.raises(ValueError, match="use select"):
+        score("random", CASE)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 6), k=st.integers(1, 6), c=st.integers(2, 5), seed=st.integers(0, 10_000))
+def test_bald_between_zero_and_entropy(n, k, c, seed):
+    g = torch.Generator().manual_seed(seed)
+    lp = torch.log_softmax(torch.randn(n, k, c, generator=g) * 4, dim=-1)
+    bald, entropy = score("bald", lp), score("max_entropy", lp)
+    assert (bald >= 0).all() and (bald <= entropy + 1e-12).all() and (entropy <= math.log(c) + 1e-12).all()
+    for name in REGISTRY:
+        batch = select(name, lp, n, generator=g)
+        assert sorted(batch.indices) == list(range(n))

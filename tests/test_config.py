@@ -1,0 +1,85 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bal.config import ConfigError, load_params
+
+PARAMS = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+
+
+def write(tmp_path, data):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def with_change(key, value):
+    data = copy.deepcopy(PARAMS)
+    *parents, last = key.split(".")
+    node = data
+    for part in parents:
+        node = node[part]
+    if value is DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return data
+
+
+DELETE = object()
+
+
+def test_committed_params_load(tmp_path):
+    params = load_params(write(tmp_path, PARAMS))
+    assert params.learn.mnist.acquisition_size == 10
+    assert params.learn.mnist.train.learning_rate > 0
+
+
+BAD = [
+    ("learn.mnist.acquisiton_size", 10, "learn.mnist.acquisiton_size is not a known key"),
+    ("learn.mnist.acquisition_size", 0, "learn.mnist.acquisition_size = 0: must be at least 1"),
+    ("learn.mnist.acquisition_size", -3, "learn.mnist.acquisition_size = -3"),
+    ("learn.mnist.acquisition_size", "ten", "learn.mnist.acquisition_size = 'ten': must be of type int"),
+    ("learn.mnist.acquisition_size", 2.5, "must be of type int"),
+    ("learn.mnist.budget", 20, "learn.mnist.budget = 20: must exceed the initial labelled set"),
+    ("learn.mnist.budget", 100_000, "learn.mnist.budget = 100000: must not exceed the pool"),
+    ("learn.twomoons.budget", 5000, "learn.twomoons.budget = 5000"),
+    ("learn.mnist.mc_samples", 1, "learn.mnist.mc_samples = 1: must be at least 2 for variation_ratios, mean_std, bald"),
+    ("learn.mnist.pool_subset", 70_000, "learn.mnist.pool_subset = 70000"),
+    ("learn.mnist.pool_subset", 5, "learn.mnist.pool_subset = 5"),
+    ("learn.mnist.model", "resnet", "learn.mnist.model = 'resnet': known models"),
+    ("learn.mnist.train.steps", 0, "learn.mnist.train.steps = 0"),
+    ("learn.mnist.train.learning_rate", -0.1, "learn.mnist.train.learning_rate = -0.1: must be positive"),
+    ("learn.mnist.train.weight_decay", -1, "learn.mnist.train.weight_decay"),
+    ("learn.mnist.train.momentum", 0.9, "learn.mnist.train.momentum is not a known key"),
+    ("learn.mnist.initial_per_class", 0, "learn.mnist.initial_per_class = 0"),
+    ("run.strategies", ["bald", "badl"], "run.strategies = 'badl': unknown name; known: random"),
+    ("run.strategies", [], "run.strategies = []: must be a non-empty list"),
+    ("run.strategies", ["bald", "bald"], "names must not repeat"),
+    ("run.datasets", ["cifar"], "run.datasets = 'cifar': unknown name; known: twomoons, mnist"),
+    ("run.seeds", [-1], "run.seeds = -1"),
+    ("run.seeds", [True], "run.seeds[0] = True: must be of type int"),
+    ("run.seeds", DELETE, "run.seeds is missing"),
+    ("compute.device", "tpu", "compute.device = 'tpu'"),
+    ("compute.threads", 0, "compute.threads = 0"),
+    ("prepare.mnist.n_validation", 0, "prepare.mnist.n_validation = 0"),
+    ("prepare.twomoons.noise", -0.1, "prepare.twomoons.noise = -0.1"),
+    ("learn.twomoons", None, "learn.twomoons = None: must be a mapping"),
+    ("extra", 1, "extra is not a known key; allowed under the top level"),
+]
+
+
+@pytest.mark.parametrize("key, value, message", BAD, ids=[f"{k}={v!r}" for k, v, _ in BAD])
+def test_bad_params_named(tmp_path, key, value, message):
+    with pytest.raises(ConfigError) as err:
+        load_params(write(tmp_path, with_change(key, value)))
+    assert message in str(err.value)
+
+
+def test_not_yaml(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("run: [unclosed\n")
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        load_params(path)

@@ -1,0 +1,76 @@
+import gzip
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bal.data import DataError, fetch_mnist, initial_indices, load_prepared, prepare_two_moons, save_prepared, two_moons
+
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist" / "raw"
+
+
+def test_two_moons_shapes_balance_and_seed():
+    x, y = two_moons(100, 0.1, torch.Generator().manual_seed(0))
+    assert x.shape == (100, 2) and y.tolist().count(0) == 50
+    again, _ = two_moons(100, 0.1, torch.Generator().manual_seed(0))
+    assert torch.equal(x, again)
+
+
+def test_initial_set_is_balanced_and_depends_only_on_seed():
+    pool_y = torch.arange(1000) % 10
+    a = initial_indices(pool_y, 2, seed=3)
+    assert sorted(pool_y[a].tolist()) == sorted(list(range(10)) * 2)
+    assert a == initial_indices(pool_y, 2, seed=3)
+    assert a != initial_indices(pool_y, 2, seed=4)
+
+
+def test_initial_set_too_large_for_a_class():
+    with pytest.raises(DataError, match="class 1 has only 1 pool points"):
+        initial_indices(torch.tensor([0, 0, 1]), 2, seed=0)
+
+
+def test_prepared_roundtrip_and_tamper_detection(tmp_path):
+    arrays = prepare_two_moons(50, 10, 20, 0.1, seed=0)
+    save_prepared(arrays, tmp_path / "moons")
+    split = load_prepared(tmp_path / "moons")
+    assert split.pool_x.shape == (50, 2) and split.test_y.shape == (20,) and split.classes == 2
+    np.save(tmp_path / "moons" / "pool_y.npy", np.zeros(50, dtype=np.int64))
+    with pytest.raises(DataError, match="pool_y.npy is missing or does not match its checksum"):
+        load_prepared(tmp_path / "moons")
+
+
+def test_missing_prepared_folder(tmp_path):
+    with pytest.raises(DataError, match="run the prepare stage"):
+        load_prepared(tmp_path / "nothing")
+
+
+@pytest.fixture
+def mnist_copy(tmp_path):
+    if not SHARED_MNIST.is_dir():
+        pytest.skip("no local MNIST copy")
+    copy = tmp_path / "copy"
+    shutil.copytree(SHARED_MNIST, copy)
+    return copy
+
+
+def test_corrupt_mnist_file_is_named(tmp_path, mnist_copy):
+    target = mnist_copy / "t10k-labels-idx1-ubyte.gz"
+    target.write_bytes(target.read_bytes()[:-100])  # truncated
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz is corrupt"):
+        fetch_mnist(tmp_path / "root", mnist_copy)
+
+
+def test_missing_mnist_file_is_named(tmp_path, mnist_copy):
+    (mnist_copy / "train-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataError, match="train-labels-idx1-ubyte.gz is missing"):
+        fetch_mnist(tmp_path / "root", mnist_copy)
+
+
+def test_mnist_from_local_copy(tmp_path, mnist_copy):
+    train_x, train_y, test_x, test_y = fetch_mnist(tmp_path / "root", mnist_copy)
+    assert train_x.shape == (60000, 28, 28) and test_x.shape == (10000, 28, 28)
+    assert train_y[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+    with gzip.open(mnist_copy / "t10k-labels-idx1-ubyte.gz") as f:
+        assert f.read()[8:18] == bytes(test_y[:10].tolist())

@@ -1,0 +1,42 @@
+import torch
+
+from bal.data import Split, initial_indices, prepare_two_moons
+from bal.loop import LoopSettings, TrainSettings, run
+from bal.models import moons_mlp
+
+
+def tiny_split():
+    arrays = prepare_two_moons(200, 10, 200, 0.1, seed=0)
+    t = {k: torch.from_numpy(v) for k, v in arrays.items()}
+    return Split(t["pool_x"], t["pool_y"].long(), t["val_x"], t["val_y"].long(), t["test_x"], t["test_y"].long())
+
+
+def settings(split, strategy="bald"):
+    return LoopSettings(
+        strategy=strategy, seed=1, initial=tuple(initial_indices(split.pool_y, 1, 1)), acquisition_size=3,
+        budget=12, mc_samples=5, pool_subset=50, train=TrainSettings(steps=30),
+    )
+
+
+def test_rounds_reach_budget_and_never_relabel():
+    split = tiny_split()
+    rounds = list(run(split, moons_mlp, settings(split), torch.device("cpu")))
+    assert [r.n_labelled for r in rounds] == [2, 5, 8, 11, 12]
+    assert [len(r.acquired) for r in rounds] == [3, 3, 3, 1, 0]
+    acquired = [i for r in rounds for i in r.acquired]
+    assert len(set(acquired + list(settings(split).initial))) == 12
+    assert all(0 <= r.test_accuracy <= 1 for r in rounds)
+
+
+def test_identical_reruns_and_exact_resume():
+    split = tiny_split()
+    s = settings(split, "max_entropy")
+    full = list(run(split, moons_mlp, s, torch.device("cpu")))
+    again = list(run(split, moons_mlp, s, torch.device("cpu")))
+    resumed = full[:2] + list(run(split, moons_mlp, s, torch.device("cpu"), finished=full[:2]))
+
+    def key(rounds):
+        return [(r.round, r.n_labelled, r.test_accuracy, r.test_nll, r.acquired, r.scores) for r in rounds]
+
+    assert key(again) == key(full)
+    assert key(resumed) == key(full)

@@ -1,0 +1,34 @@
+import pandas as pd
+import pytest
+
+from bal.results import labels_to, normalised_auc, summarise, wide_table
+
+
+def curve(accs, start=20, step=10):
+    return pd.DataFrame({"n_labelled": [start + step * i for i in range(len(accs))], "test_accuracy": accs})
+
+
+def test_labels_to_first_crossing():
+    c = curve([0.5, 0.91, 0.89, 0.96])
+    assert labels_to(c, 0.90) == 30
+    assert labels_to(c, 0.95) == 50
+    assert labels_to(c, 0.97) == float("inf")
+
+
+def test_auc_is_mean_accuracy_over_label_range():
+    assert normalised_auc(curve([0.5, 1.0])) == pytest.approx(0.75)
+    assert normalised_auc(curve([0.6, 0.6, 0.6])) == pytest.approx(0.6)
+
+
+def test_summary_medians_and_never_reached():
+    s = summarise({0: curve([0.8, 0.9, 0.95]), 1: curve([0.9, 0.9, 0.93]), 2: curve([0.85, 0.92, 0.94])})
+    assert s["labels_to_90"] == 30  # median of 30, 20, 30
+    assert s["labels_to_95"] is None  # two of three seeds never reach it
+    assert s["final_accuracy"] == pytest.approx((0.95 + 0.93 + 0.94) / 3)
+    assert s["seeds"] == [0, 1, 2]
+
+
+def test_wide_table_means_over_seeds():
+    table = wide_table({"bald": {0: curve([0.5, 0.7]), 1: curve([0.7, 0.9])}, "random": {0: curve([0.4, 0.6])}})
+    assert list(table.columns) == ["n_labelled", "bald", "random"]
+    assert table.bald.tolist() == pytest.approx([0.6, 0.8])
