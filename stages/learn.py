@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import itertools
+import json
 import math
 import time
 from pathlib import Path
@@ -12,13 +16,14 @@ import typer
 from bal.acquisition import get_strategy
 from bal.config import CLASSES
 from bal.data import initial_indices, load_prepared
-from bal.io import write_csv
-from bal.loop import LoopSettings, run
+from bal.io import atomic_write_bytes, write_csv
+from bal.loop import LoopSettings, Round, run
 from bal.models import MODELS
 from common import fails_cleanly, params_and_torch
 
 app = typer.Typer(add_completion=False)
 
+SOURCES = [Path(__file__), *sorted(Path(__file__).parents[1].glob("src/bal/*.py"))]
 CURVE_COLUMNS = ["round", "n_labelled", "test_accuracy", "test_nll",
                  "train_seconds", "eval_seconds", "score_seconds", "select_seconds"]
 
@@ -31,6 +36,7 @@ def main(
     seed: int = typer.Option(...),
     prepared: Path = typer.Option(..., help="folder written by the prepare stage"),
     out: Path = typer.Option(..., help="folder for curve.csv and acquired.csv"),
+    checkpoint: Path = typer.Option(..., help="progress file, kept outside DVC's outputs so a killed run resumes"),
     params_path: Path = typer.Option(Path("params.yaml"), "--params"),
 ) -> None:
     params, device = params_and_torch(params_path)
@@ -47,13 +53,20 @@ def main(
     )
     rounds_total = math.ceil((learn.budget - len(settings.initial)) / learn.acquisition_size) + 1
     tag = f"{dataset}-{strategy}-{seed}"
+    fingerprint = _fingerprint(settings, learn, prepared)
+    finished = _load_checkpoint(checkpoint, fingerprint)
+    if finished:
+        typer.echo(f"[{tag}] resuming after round {len(finished)} from {checkpoint}")
     curve, acquired = [], []
-    start = time.perf_counter()
-    for r in run(split, MODELS[learn.model], settings, device):
+    start, rounds_before = time.perf_counter(), len(finished)
+    for r in itertools.chain(list(finished), run(split, MODELS[learn.model], settings, device, list(finished))):
+        if r.round >= rounds_before:
+            finished.append(r)
+            _save_checkpoint(checkpoint, fingerprint, finished)
         curve.append([getattr(r, c) for c in CURVE_COLUMNS])
         acquired += [(r.round, i, int(split.pool_y[i]), s) for i, s in zip(r.acquired, r.scores)]
         elapsed = time.perf_counter() - start
-        eta = elapsed / (r.round + 1) * (rounds_total - r.round - 1)
+        eta = elapsed / max(r.round + 1 - rounds_before, 1) * (rounds_total - r.round - 1)
         typer.echo(
             f"[{tag}] round {r.round + 1}/{rounds_total}  labels {r.n_labelled}  acc {r.test_accuracy:.4f}  "
             f"nll {r.test_nll:.3f}  (train {r.train_seconds:.1f}s eval {r.eval_seconds:.1f}s "
@@ -61,6 +74,30 @@ def main(
         )
     write_csv(out / "acquired.csv", pd.DataFrame(acquired, columns=["round", "pool_index", "label", "score"]))
     write_csv(out / "curve.csv", pd.DataFrame(curve, columns=CURVE_COLUMNS))
+    checkpoint.unlink()
+
+
+def _fingerprint(settings: LoopSettings, learn, prepared: Path) -> str:
+    """What a checkpoint must have been made with: these settings, this data, this code."""
+    digest = hashlib.sha256(json.dumps([repr(settings), repr(learn)]).encode())
+    digest.update((prepared / "manifest.json").read_bytes())
+    for source in SOURCES:
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
+def _load_checkpoint(path: Path, fingerprint: str) -> list[Round]:
+    if not path.is_file():
+        return []
+    saved = json.loads(path.read_text())
+    if saved.get("fingerprint") != fingerprint:
+        return []  # made with other params, data or code: start over
+    return [Round(**r) for r in saved["rounds"]]
+
+
+def _save_checkpoint(path: Path, fingerprint: str, rounds: list[Round]) -> None:
+    data = {"fingerprint": fingerprint, "rounds": [dataclasses.asdict(r) for r in rounds]}
+    atomic_write_bytes(path, json.dumps(data).encode())
 
 
 if __name__ == "__main__":

@@ -1,0 +1,80 @@
+"""End to end: the real DVC pipeline on a tiny configuration, in a temporary copy of the repository."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.smoke
+
+TINY = [
+    "run.strategies=[random,max_entropy,bald]",
+    "learn.twomoons.budget=10",
+    "learn.twomoons.train.steps=30",
+    "learn.mnist.budget=40",
+    "learn.mnist.pool_subset=200",
+    "learn.mnist.mc_samples=4",
+    "learn.mnist.train.steps=20",
+]
+
+
+def sh(*cmd, cwd, check=True):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    """A git + DVC copy of the project's tracked (and new, unignored) files, without results."""
+    copy = tmp_path_factory.mktemp("pipeline") / "bal"
+    files = sh("git", "ls-files", "--cached", "--others", "--exclude-standard", cwd=ROOT).stdout.split()
+    for name in files:
+        if (ROOT / name).is_file() and not name.startswith(("data/runs/", "metrics/", "plots/")) and name != "dvc.lock":
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, copy / name)
+    sh("git", "init", "-q", cwd=copy)
+    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "x", "--allow-empty", cwd=copy)
+    sh("git", "add", "-A", cwd=copy)
+    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy", cwd=copy)
+    return copy
+
+
+def test_experiment_runs_end_to_end(repo):
+    datasets = "[twomoons,mnist]" if os.environ.get("BAL_MNIST_RAW") else "[twomoons]"
+    args = [f"run.datasets={datasets}", *TINY]
+    out = sh("dvc", "exp", "run", *[a for s in args for a in ("-S", s)], cwd=repo)
+    assert "learn@twomoons-bald-0" in out.stdout
+
+    summary = json.loads((repo / "metrics/summary.json").read_text())
+    assert set(summary["twomoons"]) == {"random", "max_entropy", "bald"}
+    curve = pd.read_csv(repo / "data/runs/twomoons/bald/0/curve.csv")
+    assert curve.n_labelled.tolist() == [4, 6, 8, 10]
+    assert {"train_seconds", "score_seconds", "select_seconds", "eval_seconds", "test_nll"} <= set(curve.columns)
+    acquired = pd.read_csv(repo / "data/runs/twomoons/bald/0/acquired.csv")
+    assert len(acquired) == 6 and acquired.pool_index.is_unique
+    wide = pd.read_csv(repo / "plots/curves/twomoons.csv")
+    assert list(wide.columns) == ["n_labelled", "random", "max_entropy", "bald"]
+    if "mnist" in datasets:
+        assert pd.read_csv(repo / "data/runs/mnist/bald/0/curve.csv").n_labelled.tolist() == [20, 30, 40]
+
+    assert "learn.twomoons.budget" in sh("dvc", "params", "diff", cwd=repo).stdout
+    assert "final_accuracy" in sh("dvc", "metrics", "show", cwd=repo).stdout
+    assert "dvc_plots" in sh("dvc", "plots", "show", cwd=repo).stdout
+    assert "data/runs" not in sh("dvc", "status", cwd=repo).stdout  # everything up to date
+
+
+def test_bad_param_fails_cleanly_without_output(repo):
+    result = sh("dvc", "exp", "run", "-S", "learn.twomoons.acquisition_size=-2", "-S", "run.datasets=[twomoons]",
+                "-S", "run.strategies=[bald]", cwd=repo, check=False)
+    assert result.returncode != 0
+    assert "learn.twomoons.acquisition_size = -2: must be at least 1" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
