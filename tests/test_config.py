@@ -3,6 +3,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bal.config import ConfigError, load_params
 
@@ -15,8 +17,12 @@ def write(tmp_path, data):
     return path
 
 
-def with_change(key, value):
-    data = copy.deepcopy(PARAMS)
+DELETE = object()
+
+
+def with_change(key, value, data=PARAMS):
+    """A deep copy of ``data`` with the dotted ``key`` set to ``value`` (or deleted)."""
+    data = copy.deepcopy(data)
     *parents, last = key.split(".")
     node = data
     for part in parents:
@@ -26,9 +32,6 @@ def with_change(key, value):
     else:
         node[last] = value
     return data
-
-
-DELETE = object()
 
 
 def test_committed_params_load(tmp_path):
@@ -83,3 +86,37 @@ def test_not_yaml(tmp_path):
     path.write_text("run: [unclosed\n")
     with pytest.raises(ConfigError, match="is not valid YAML"):
         load_params(path)
+
+
+def _leaf_keys(node, prefix=""):
+    for key, value in node.items():
+        if isinstance(value, dict):
+            yield from _leaf_keys(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}"
+
+
+LEAVES = sorted(_leaf_keys(PARAMS))
+ANY_VALUE = st.one_of(
+    st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True), st.text(max_size=8),
+    st.lists(st.sampled_from(["bald", "random", "mnist", "twomoons", 0, 1, -1, None]), max_size=3),
+    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(changes=st.lists(st.tuples(st.sampled_from(LEAVES + ["run", "learn.mnist.train", "nonsense"]), ANY_VALUE), max_size=3))
+def test_fuzzed_params_load_or_fail_with_config_error(tmp_path_factory, changes):
+    data = PARAMS
+    for key, value in changes:
+        try:
+            data = with_change(key, value, data)
+        except TypeError:  # a parent was already replaced by a non-mapping
+            continue
+    path = tmp_path_factory.mktemp("fuzz") / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    try:
+        load_params(path)
+    except ConfigError as err:
+        assert str(err).count("\n") == 0 and str(err).endswith(".")
+
