@@ -59,13 +59,17 @@ def max_entropy(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
     return _entropy(_mean_probs(log_probs_N_K_C))
 
 
+def expected_entropy(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
+    """Mean over the K samples of each sample's predictive entropy, E_w H[y|x,w] (nats)."""
+    return _entropy(_probs(log_probs_N_K_C)).mean(dim=1)
+
+
 def bald(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
     """Mutual information I[y; w | x] = H[mean prediction] - mean of the samples' entropies (nats).
 
     Clamped at 0: the true value is never negative, and float rounding must not make it so.
     """
-    expected_entropy_N = _entropy(_probs(log_probs_N_K_C)).mean(dim=1)
-    return (max_entropy(log_probs_N_K_C) - expected_entropy_N).clamp_min(0.0)
+    return (max_entropy(log_probs_N_K_C) - expected_entropy(log_probs_N_K_C)).clamp_min(0.0)
 
 
 def margin(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
@@ -129,7 +133,7 @@ def batchbald(
     if k < 2:
         raise ValueError(f"batchbald needs at least 2 MC samples, got K = {k}.")
     probs_N_K_C = log_probs_N_K_C.double().exp()
-    conditional_entropy_N = _entropy(probs_N_K_C).mean(dim=1)
+    conditional_entropy_N = expected_entropy(log_probs_N_K_C)
     available_N = torch.ones(n, dtype=torch.bool, device=probs_N_K_C.device)
     probs_K_M = torch.ones(k, 1, dtype=torch.float64, device=probs_N_K_C.device)
     chosen, scores, conditional_sum = [], [], 0.0

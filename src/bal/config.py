@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from bal.acquisition import REGISTRY
-from bal.loop import TrainSettings
+from bal.loop import LoopSettings, TrainSettings
 from bal.models import MODELS
 
 MNIST_TRAIN_SIZE = 60_000
@@ -69,6 +69,10 @@ class Learn:
     mc_samples: int = 20
     pool_subset: int | None = None
     train: TrainSettings = field(default_factory=TrainSettings)
+
+    def loop_settings(self, strategy: str, seed: int, initial: list[int]) -> LoopSettings:
+        return LoopSettings(strategy, seed, tuple(initial), self.acquisition_size, self.budget, self.mc_samples,
+                            self.pool_subset, self.train)
 
 
 @dataclass(frozen=True)

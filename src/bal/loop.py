@@ -80,6 +80,18 @@ def train(model: McDropoutNet, x: torch.Tensor, y_N: torch.Tensor, settings: Tra
         optimiser.step()
 
 
+def fit(
+    split: Split, labelled: list[int], make_model: Callable[[], McDropoutNet], settings: LoopSettings, round_: int,
+    device: torch.device,
+) -> tuple[McDropoutNet, torch.Generator]:
+    """Round ``round_``'s model, freshly initialised and trained on ``labelled``, and the round's generator."""
+    generator = round_generator(settings.seed, round_)
+    torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))  # initialisation and dropout
+    model = make_model().to(device)
+    train(model, split.pool_x[labelled], split.pool_y[labelled], settings.train, generator)
+    return model, generator
+
+
 def run(
     split: Split,
     make_model: Callable[[], McDropoutNet],
@@ -99,11 +111,8 @@ def run(
     is_labelled[labelled] = True
     round_ = len(finished)
     while True:
-        generator = round_generator(settings.seed, round_)
-        torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))  # init and dropout
-        model = make_model().to(device)
         tic = time.perf_counter()
-        train(model, split.pool_x[labelled], split.pool_y[labelled], settings.train, generator)
+        model, generator = fit(split, labelled, make_model, settings, round_, device)
         train_seconds = time.perf_counter() - tic
 
         tic = time.perf_counter()
