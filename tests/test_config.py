@@ -76,6 +76,8 @@ BAD = [
     ("learn.mnist.options.power_bald.beta", -1.0, "learn.mnist.options.power_bald.beta = -1.0: must be non-negative"),
     ("learn.mnist.options.batchbald.max_configurations", 0, "learn.mnist.options.batchbald.max_configurations = 0"),
     ("learn.mnist.options.bald", {}, "learn.mnist.options.bald is not a known key"),
+    ("learn.mnist.train.precision", "float16", "learn.mnist.train.precision = 'float16': must be float32 or bfloat16"),
+    ("learn.mnist.train.patience", -1, "learn.mnist.train.patience = -1"),
     ("prepare.repeated_mnist.repeats", 0, "prepare.repeated_mnist.repeats = 0"),
     ("learn.repeated_mnist.budget", 200_000, "must not exceed the pool (179700 points)"),
 ]

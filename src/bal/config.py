@@ -220,6 +220,10 @@ def _check(params: Params) -> None:
             _require(getattr(train, name) >= 1, f"{key}.train.{name}", getattr(train, name), "must be at least 1")
         _require(train.learning_rate > 0, f"{key}.train.learning_rate", train.learning_rate, "must be positive")
         _require(train.weight_decay >= 0, f"{key}.train.weight_decay", train.weight_decay, "must be non-negative")
+        _require(train.precision in ("float32", "bfloat16"), f"{key}.train.precision", train.precision,
+                 "must be float32 or bfloat16")
+        for name in ("eval_every", "patience"):
+            _require(getattr(train, name) >= 0, f"{key}.train.{name}", getattr(train, name), "must be non-negative")
         options = learn.options
         _require(options.batchbald.max_configurations >= 1, f"{key}.options.batchbald.max_configurations",
                  options.batchbald.max_configurations, "must be at least 1")
