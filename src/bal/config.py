@@ -222,7 +222,7 @@ def _check(params: Params) -> None:
         _require(train.weight_decay >= 0, f"{key}.train.weight_decay", train.weight_decay, "must be non-negative")
         _require(train.precision in ("float32", "bfloat16"), f"{key}.train.precision", train.precision,
                  "must be float32 or bfloat16")
-        for name in ("eval_every", "patience"):
+        for name in ("eval_every", "patience", "epochs"):
             _require(getattr(train, name) >= 0, f"{key}.train.{name}", getattr(train, name), "must be non-negative")
         options = learn.options
         _require(options.batchbald.max_configurations >= 1, f"{key}.options.batchbald.max_configurations",

@@ -43,13 +43,13 @@ def joint_entropies(
     k, m = probs_K_M.shape
     n, _, c = probs_N_K_C.shape
     chunk = max(1, chunk_elements // (m * c))
-    mean_over_k_M = probs_K_M.mean(dim=0)
+    inverse_mean_M = 1.0 / probs_K_M.mean(dim=0)
     entropies = []
     for start in range(0, n, chunk):
-        joint_X_M_C = torch.einsum("km,xkc->xmc", probs_K_M, probs_N_K_C[start : start + chunk]) / k
-        if sampled:
-            weights_X_M_C = joint_X_M_C / mean_over_k_M[None, :, None]
-            entropies.append(-(weights_X_M_C * torch.log(joint_X_M_C.clamp_min(1e-300))).sum(dim=(1, 2)) / m)
+        probs_XC_K = probs_N_K_C[start : start + chunk].transpose(1, 2).reshape(-1, k)
+        terms_X_C_M = torch.special.entr((probs_XC_K @ probs_K_M) / k).view(-1, c, m)  # -p log p
+        if sampled:  # -p(c|m) log p(m, c) = -p(m, c) log p(m, c) / p(m)
+            entropies.append(terms_X_C_M.sum(dim=1) @ inverse_mean_M / m)
         else:
-            entropies.append(torch.special.entr(joint_X_M_C).sum(dim=(1, 2)))
+            entropies.append(terms_X_C_M.sum(dim=(1, 2)))
     return torch.cat(entropies)

@@ -9,6 +9,7 @@ exactly as an uninterrupted one would.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -23,7 +24,8 @@ from bal.models import McDropoutNet
 
 @dataclass(frozen=True)
 class TrainSettings:
-    steps: int = 300
+    steps: int = 300  # at least this many gradient steps ...
+    epochs: int = 0  # ... and at least this many passes over the labelled set
     batch_size: int = 64
     learning_rate: float = 1e-3
     weight_decay: float = 0.0  # total L2 strength; Adam gets weight_decay / n_labelled
@@ -69,7 +71,8 @@ def train(
     model: McDropoutNet, x: torch.Tensor, y_N: torch.Tensor, settings: TrainSettings, generator: torch.Generator,
     val_x: torch.Tensor | None = None, val_y: torch.Tensor | None = None,
 ) -> int:
-    """Adam on the cross-entropy over shuffled epochs of the labelled set, for up to ``settings.steps``.
+    """Adam on the cross-entropy over shuffled epochs of the labelled set, for
+    max(``steps``, ``epochs`` x batches per epoch) steps.
 
     With ``eval_every`` > 0, every ``eval_every`` steps the model is checked on the validation set
     (dropout off) and the best checkpoint is restored at the end; ``patience`` checks without
@@ -83,7 +86,8 @@ def train(
     optimiser = torch.optim.Adam(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay / n)
     order = torch.empty(0, dtype=torch.long)
     best, best_state, checks_since_best = None, None, 0
-    for step in range(1, settings.steps + 1):
+    total_steps = max(settings.steps, settings.epochs * math.ceil(n / batch_size))
+    for step in range(1, total_steps + 1):
         model.train()
         if len(order) < batch_size:
             order = torch.cat([order, torch.randperm(n, generator=generator)])
@@ -93,7 +97,7 @@ def train(
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
-        if settings.eval_every and (step % settings.eval_every == 0 or step == settings.steps):
+        if settings.eval_every and (step % settings.eval_every == 0 or step == total_steps):
             quality = _validation_quality(model, val_x.to(device), val_y.to(device))
             if best is None or quality > best:
                 best, best_state, checks_since_best = quality, copy.deepcopy(model.state_dict()), 0
