@@ -8,7 +8,7 @@ export BAL_MNIST_RAW ?= $(if $(SHARED_MNIST),$(abspath $(SHARED_MNIST)),)
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test smoke clean
+.PHONY: setup repro test smoke plots clean
 
 setup: $(VENV)/.installed
 
@@ -29,6 +29,14 @@ test: setup
 
 smoke: setup
 	pytest -m smoke -s
+
+# `dvc plots show` with vega inlined (DVC's default page loads it from a CDN and is blank offline).
+PLOTS_TEMPLATE := .dvc/tmp/plots_offline.html
+$(PLOTS_TEMPLATE):
+	tools/offline_plots_template.sh $@
+
+plots: setup $(PLOTS_TEMPLATE)
+	dvc plots show --html-template $(PLOTS_TEMPLATE)
 
 clean:
 	rm -rf $(VENV) dvc_plots

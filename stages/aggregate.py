@@ -1,4 +1,4 @@
-"""Stage aggregate: learning curves -> metrics/summary.json, wide CSVs and PNGs per dataset."""
+"""Stage aggregate: learning curves -> metrics/summary.json and one wide CSV per dataset for `dvc plots`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import typer
 
 from bal.config import load_params
 from bal.data import DataError
-from bal.io import atomic_write_bytes, write_csv, write_json
-from bal.plotting import learning_curves
+from bal.io import write_csv, write_json
 from bal.results import summarise, wide_table
 from common import fails_cleanly
 
@@ -22,7 +21,7 @@ app = typer.Typer(add_completion=False)
 def main(
     runs: Path = typer.Option(..., help="folder holding <dataset>/<strategy>/<seed>/curve.csv"),
     metrics: Path = typer.Option(..., help="summary JSON to write"),
-    plots: Path = typer.Option(..., help="folder for <dataset>.csv and <dataset>.png"),
+    plots: Path = typer.Option(..., help="folder for <dataset>.csv"),
     params_path: Path = typer.Option(Path("params.yaml"), "--params"),
 ) -> None:
     run = load_params(params_path).run
@@ -38,7 +37,6 @@ def main(
                 curves[strategy][seed] = pd.read_csv(path)
         summary[dataset] = {strategy: summarise(by_seed) for strategy, by_seed in curves.items()}
         write_csv(plots / f"{dataset}.csv", wide_table(curves))
-        atomic_write_bytes(plots / f"{dataset}.png", learning_curves(curves, f"{dataset}: test accuracy vs labels"))
     write_json(metrics, summary)
     for dataset, by_strategy in summary.items():
         for strategy, s in by_strategy.items():

@@ -45,12 +45,7 @@ def main(
     get_strategy(strategy)
     learn = getattr(params.learn, dataset)
     split = load_prepared(prepared)
-    settings = LoopSettings(
-        strategy=strategy, seed=seed,
-        initial=tuple(initial_indices(split.pool_y, learn.initial_per_class, seed)),
-        acquisition_size=learn.acquisition_size, budget=learn.budget, mc_samples=learn.mc_samples,
-        pool_subset=learn.pool_subset, train=learn.train,
-    )
+    settings = learn.loop_settings(strategy, seed, initial_indices(split.pool_y, learn.initial_per_class, seed))
     rounds_total = math.ceil((learn.budget - len(settings.initial)) / learn.acquisition_size) + 1
     tag = f"{dataset}-{strategy}-{seed}"
     fingerprint = _fingerprint(settings, learn, prepared)

@@ -38,6 +38,8 @@ def test_committed_params_load(tmp_path):
     params = load_params(write(tmp_path, PARAMS))
     assert params.learn.mnist.acquisition_size == 10
     assert params.learn.mnist.train.learning_rate > 0
+    assert params.learn.mnist.loop_settings("power_bald", 0, [1]).strategy_options == {"beta": 1.0}
+    assert params.learn.mnist.loop_settings("bald", 0, [1]).strategy_options == {}
 
 
 BAD = [
@@ -71,6 +73,13 @@ BAD = [
     ("prepare.twomoons.noise", -0.1, "prepare.twomoons.noise = -0.1"),
     ("learn.twomoons", None, "learn.twomoons = None: must be a mapping"),
     ("extra", 1, "extra is not a known key; allowed under the top level"),
+    ("learn.mnist.options.power_bald.beta", -1.0, "learn.mnist.options.power_bald.beta = -1.0: must be non-negative"),
+    ("learn.mnist.options.batchbald.max_configurations", 0, "learn.mnist.options.batchbald.max_configurations = 0"),
+    ("learn.mnist.options.bald", {}, "learn.mnist.options.bald is not a known key"),
+    ("learn.mnist.train.precision", "float16", "learn.mnist.train.precision = 'float16': must be float32 or bfloat16"),
+    ("learn.mnist.train.patience", -1, "learn.mnist.train.patience = -1"),
+    ("prepare.repeated_mnist.repeats", 0, "prepare.repeated_mnist.repeats = 0"),
+    ("learn.repeated_mnist.budget", 200_000, "must not exceed the pool (179700 points)"),
 ]
 
 

@@ -74,3 +74,22 @@ def test_mnist_from_local_copy(tmp_path, mnist_copy):
     assert train_y[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
     with gzip.open(mnist_copy / "t10k-labels-idx1-ubyte.gz") as f:
         assert f.read()[8:18] == bytes(test_y[:10].tolist())
+
+
+def test_repeated_pool_copies_with_noise(tmp_path):
+    arrays = prepare_two_moons(50, 10, 20, 0.1, seed=0)
+    save_prepared(arrays, tmp_path / "rep", repeat={"times": 3, "noise_std": 0.1, "seed": 0})
+    split = load_prepared(tmp_path / "rep")
+    base = torch.from_numpy(arrays["pool_x"])
+    assert split.pool_x.shape == (150, 2) and split.pool_y.tolist() == arrays["pool_y"].tolist() * 3
+    noise = split.pool_x - base.repeat(3, 1)
+    assert 0.08 < noise.std().item() < 0.12
+    assert not torch.equal(split.pool_x[:50], split.pool_x[50:100])
+    assert torch.equal(split.test_x, torch.from_numpy(arrays["test_x"]))  # test set unchanged
+
+
+def test_corrupt_manifest(tmp_path):
+    save_prepared(prepare_two_moons(50, 10, 20, 0.1, seed=0), tmp_path / "moons")
+    (tmp_path / "moons" / "manifest.json").write_text("{not json")
+    with pytest.raises(DataError, match="manifest.json is corrupt"):
+        load_prepared(tmp_path / "moons")

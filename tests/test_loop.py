@@ -1,7 +1,7 @@
 import torch
 
 from bal.data import Split, initial_indices, prepare_two_moons
-from bal.loop import LoopSettings, TrainSettings, run
+from bal.loop import LoopSettings, TrainSettings, run, train
 from bal.models import moons_mlp
 
 
@@ -40,3 +40,15 @@ def test_identical_reruns_and_exact_resume():
 
     assert key(again) == key(full)
     assert key(resumed) == key(full)
+
+
+def test_validation_checks_stop_early_and_keep_the_best():
+    split = tiny_split()
+    labelled = initial_indices(split.pool_y, 3, 0)
+    args = (split.pool_x[labelled], split.pool_y[labelled])
+    torch.manual_seed(0)
+    assert train(moons_mlp(), *args, TrainSettings(steps=2000), torch.Generator()) == 2000
+    torch.manual_seed(0)
+    early = TrainSettings(steps=2000, eval_every=10, patience=3)
+    steps = train(moons_mlp(), *args, early, torch.Generator(), split.val_x, split.val_y)
+    assert steps < 2000 and steps % 10 == 0

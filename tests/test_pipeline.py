@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.smoke
 
 TINY = [
-    "run.strategies=[random,max_entropy,bald]",
+    "run.strategies=[random,max_entropy,bald,batchbald]",
     "learn.twomoons.budget=10",
     "learn.twomoons.train.steps=30",
     "learn.mnist.budget=40",
@@ -55,16 +55,19 @@ def test_experiment_runs_end_to_end(repo):
     assert "learn@twomoons-bald-0" in out.stdout
 
     summary = json.loads((repo / "metrics/summary.json").read_text())
-    assert set(summary["twomoons"]) == {"random", "max_entropy", "bald"}
+    assert set(summary["twomoons"]) == {"random", "max_entropy", "bald", "batchbald"}
     curve = pd.read_csv(repo / "data/runs/twomoons/bald/0/curve.csv")
     assert curve.n_labelled.tolist() == [4, 6, 8, 10]
     assert {"train_seconds", "score_seconds", "select_seconds", "eval_seconds", "test_nll"} <= set(curve.columns)
     acquired = pd.read_csv(repo / "data/runs/twomoons/bald/0/acquired.csv")
     assert len(acquired) == 6 and acquired.pool_index.is_unique
     wide = pd.read_csv(repo / "plots/curves/twomoons.csv")
-    assert list(wide.columns) == ["n_labelled", "random", "max_entropy", "bald"]
+    assert list(wide.columns) == ["n_labelled", "random", "max_entropy", "bald", "batchbald"]
+    figures = {p.name for p in (repo / "plots/figures").iterdir()}
+    assert {"twomoons_curves.png", "twomoons_strategies.svg", "twomoons_bald_terms.png"} <= figures
     if "mnist" in datasets:
         assert pd.read_csv(repo / "data/runs/mnist/bald/0/curve.csv").n_labelled.tolist() == [20, 30, 40]
+        assert {"mnist_curves.png", "mnist_acquired_classes.png"} <= figures
 
     assert "learn.twomoons.budget" in sh("dvc", "params", "diff", cwd=repo).stdout
     assert "final_accuracy" in sh("dvc", "metrics", "show", cwd=repo).stdout

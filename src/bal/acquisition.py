@@ -20,6 +20,8 @@ from typing import Callable
 
 import torch
 
+from bal.joint_entropy import exact_configurations, joint_entropies, sampled_configurations
+
 
 @dataclass(frozen=True)
 class CandidateBatch:
@@ -57,13 +59,17 @@ def max_entropy(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
     return _entropy(_mean_probs(log_probs_N_K_C))
 
 
+def expected_entropy(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
+    """Mean over the K samples of each sample's predictive entropy, E_w H[y|x,w] (nats)."""
+    return _entropy(_probs(log_probs_N_K_C)).mean(dim=1)
+
+
 def bald(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
     """Mutual information I[y; w | x] = H[mean prediction] - mean of the samples' entropies (nats).
 
     Clamped at 0: the true value is never negative, and float rounding must not make it so.
     """
-    expected_entropy_N = _entropy(_probs(log_probs_N_K_C)).mean(dim=1)
-    return (max_entropy(log_probs_N_K_C) - expected_entropy_N).clamp_min(0.0)
+    return (max_entropy(log_probs_N_K_C) - expected_entropy(log_probs_N_K_C)).clamp_min(0.0)
 
 
 def margin(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
@@ -110,6 +116,63 @@ def random(log_probs_N_K_C: torch.Tensor, batch_size: int, generator: torch.Gene
     return top_k(draws_N, batch_size, None)
 
 
+def batchbald(
+    log_probs_N_K_C: torch.Tensor,
+    batch_size: int,
+    generator: torch.Generator | None,
+    max_configurations: int = 10_000,
+) -> CandidateBatch:
+    """BatchBALD (Kirsch et al. 2019): greedily add the point that maximises I[y_1..y_n; w].
+
+    The joint entropy is exact while C^n <= ``max_configurations`` and estimated from that many
+    sampled configurations beyond. The scores are the batch's joint mutual information after each
+    addition. Needs K >= 2 *consistent* MC-dropout samples (one mask per k for the whole pool): the
+    product over points of p(y_i | w_k) is only a joint likelihood if w_k is the same for all.
+    """
+    n, k, c = log_probs_N_K_C.shape
+    if k < 2:
+        raise ValueError(f"batchbald needs at least 2 MC samples, got K = {k}.")
+    probs_N_K_C = log_probs_N_K_C.double().exp()
+    conditional_entropy_N = expected_entropy(log_probs_N_K_C)
+    available_N = torch.ones(n, dtype=torch.bool, device=probs_N_K_C.device)
+    probs_K_M = torch.ones(k, 1, dtype=torch.float64, device=probs_N_K_C.device)
+    chosen, scores, conditional_sum = [], [], 0.0
+    for size in range(1, batch_size + 1):
+        sampled = c**size > max_configurations
+        if sampled:
+            probs_K_M = sampled_configurations(probs_N_K_C[chosen], max_configurations, generator)
+        mutual_information_N = joint_entropies(probs_K_M, probs_N_K_C, sampled) - conditional_entropy_N - conditional_sum
+        if not torch.isfinite(mutual_information_N[available_N]).all():
+            raise ValueError("batchbald scores contain NaN or inf: refusing to pick arbitrarily.")
+        mutual_information_N[~available_N] = -torch.inf
+        best = int(mutual_information_N.argmax())
+        chosen.append(best)
+        scores.append(float(mutual_information_N[best]))
+        available_N[best] = False
+        conditional_sum += float(conditional_entropy_N[best])
+        if not sampled:
+            probs_K_M = exact_configurations(probs_K_M, probs_N_K_C[best])
+    return CandidateBatch(chosen, scores)
+
+
+def power_bald(
+    log_probs_N_K_C: torch.Tensor, batch_size: int, generator: torch.Generator | None, beta: float = 1.0
+) -> CandidateBatch:
+    """Stochastic (power) BALD (Kirsch et al. 2023): sample without replacement with p ∝ BALD^beta.
+
+    Gumbel-top-k: the top ``batch_size`` of beta * log BALD + Gumbel noise is such a sample.
+    beta -> infinity approaches top-k BALD; beta = 0 is uniform random. Scores are BALD's.
+    """
+    if beta < 0:
+        raise ValueError(f"power_bald needs beta >= 0, got {beta}.")
+    bald_N = bald(log_probs_N_K_C)
+    uniform_N = torch.rand(bald_N.shape, generator=generator, dtype=torch.float64).to(bald_N.device)
+    gumbel_N = -torch.log(-torch.log(uniform_N.clamp(1e-300, 1 - 1e-16)))
+    keys_N = beta * torch.log(bald_N.clamp_min(1e-300)) + gumbel_N
+    batch = top_k(keys_N, batch_size, None)
+    return CandidateBatch(batch.indices, bald_N[batch.indices].tolist())
+
+
 @dataclass(frozen=True)
 class Strategy:
     name: str
@@ -128,6 +191,8 @@ REGISTRY: dict[str, Strategy] = {
         Strategy("variation_ratios", scorer=variation_ratios, needs_samples=True),
         Strategy("mean_std", scorer=mean_std, needs_samples=True),
         Strategy("bald", scorer=bald, needs_samples=True),
+        Strategy("batchbald", selector=batchbald, needs_samples=True),
+        Strategy("power_bald", selector=power_bald, needs_samples=True),
     ]
 }
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import yaml
 
 from bal.acquisition import REGISTRY
-from bal.loop import TrainSettings
+from bal.loop import LoopSettings, TrainSettings
 from bal.models import MODELS
 
 MNIST_TRAIN_SIZE = 60_000
-CLASSES = {"twomoons": 2, "mnist": 10}
+CLASSES = {"twomoons": 2, "mnist": 10, "repeated_mnist": 10}
 
 
 class ConfigError(Exception):
@@ -55,9 +55,32 @@ class MnistPrepare:
 
 
 @dataclass(frozen=True)
+class RepeatedMnistPrepare(MnistPrepare):
+    repeats: int = 3  # BatchBALD paper: every pool image three times
+    noise_std: float = 0.1  # isotropic Gaussian noise on each copy (normalised pixel units)
+
+
+@dataclass(frozen=True)
 class Prepare:
     twomoons: TwoMoonsPrepare = field(default_factory=TwoMoonsPrepare)
     mnist: MnistPrepare = field(default_factory=MnistPrepare)
+    repeated_mnist: RepeatedMnistPrepare = field(default_factory=RepeatedMnistPrepare)
+
+
+@dataclass(frozen=True)
+class BatchBaldOptions:
+    max_configurations: int = 10_000  # exact joint entropy while C^n <= this, else this many samples
+
+
+@dataclass(frozen=True)
+class PowerBaldOptions:
+    beta: float = 1.0  # sample with probability proportional to BALD^beta
+
+
+@dataclass(frozen=True)
+class StrategyOptions:
+    batchbald: BatchBaldOptions = field(default_factory=BatchBaldOptions)
+    power_bald: PowerBaldOptions = field(default_factory=PowerBaldOptions)
 
 
 @dataclass(frozen=True)
@@ -69,12 +92,19 @@ class Learn:
     mc_samples: int = 20
     pool_subset: int | None = None
     train: TrainSettings = field(default_factory=TrainSettings)
+    options: StrategyOptions = field(default_factory=StrategyOptions)
+
+    def loop_settings(self, strategy: str, seed: int, initial: list[int]) -> LoopSettings:
+        options = getattr(self.options, strategy, None)
+        return LoopSettings(strategy, seed, tuple(initial), self.acquisition_size, self.budget, self.mc_samples,
+                            self.pool_subset, self.train, dataclasses.asdict(options) if options else {})
 
 
 @dataclass(frozen=True)
 class Learns:
     twomoons: Learn
     mnist: Learn
+    repeated_mnist: Learn
 
 
 @dataclass(frozen=True)
@@ -87,7 +117,8 @@ class Params:
     def pool_size(self, dataset: str) -> int:
         if dataset == "twomoons":
             return self.prepare.twomoons.n_pool
-        return MNIST_TRAIN_SIZE - self.prepare.mnist.n_validation
+        prepare = getattr(self.prepare, dataset)
+        return (MNIST_TRAIN_SIZE - prepare.n_validation) * getattr(prepare, "repeats", 1)
 
 
 def _type_name(tp) -> str:
@@ -159,9 +190,13 @@ def _check(params: Params) -> None:
     for name in ("n_pool", "n_validation", "n_test"):
         _require(getattr(moons, name) >= 1, f"prepare.twomoons.{name}", getattr(moons, name), "must be at least 1")
     _require(moons.noise >= 0, "prepare.twomoons.noise", moons.noise, "must be non-negative")
-    mnist = params.prepare.mnist
-    _require(1 <= mnist.n_validation < MNIST_TRAIN_SIZE, "prepare.mnist.n_validation", mnist.n_validation,
-             f"must be between 1 and {MNIST_TRAIN_SIZE - 1}")
+    for dataset in ("mnist", "repeated_mnist"):
+        prepare = getattr(params.prepare, dataset)
+        _require(1 <= prepare.n_validation < MNIST_TRAIN_SIZE, f"prepare.{dataset}.n_validation", prepare.n_validation,
+                 f"must be between 1 and {MNIST_TRAIN_SIZE - 1}")
+    repeated = params.prepare.repeated_mnist
+    _require(repeated.repeats >= 1, "prepare.repeated_mnist.repeats", repeated.repeats, "must be at least 1")
+    _require(repeated.noise_std >= 0, "prepare.repeated_mnist.noise_std", repeated.noise_std, "must be non-negative")
 
     needs_samples = [s for s in run.strategies if REGISTRY[s].needs_samples]
     for dataset in CLASSES:
@@ -185,6 +220,15 @@ def _check(params: Params) -> None:
             _require(getattr(train, name) >= 1, f"{key}.train.{name}", getattr(train, name), "must be at least 1")
         _require(train.learning_rate > 0, f"{key}.train.learning_rate", train.learning_rate, "must be positive")
         _require(train.weight_decay >= 0, f"{key}.train.weight_decay", train.weight_decay, "must be non-negative")
+        _require(train.precision in ("float32", "bfloat16"), f"{key}.train.precision", train.precision,
+                 "must be float32 or bfloat16")
+        for name in ("eval_every", "patience", "epochs"):
+            _require(getattr(train, name) >= 0, f"{key}.train.{name}", getattr(train, name), "must be non-negative")
+        options = learn.options
+        _require(options.batchbald.max_configurations >= 1, f"{key}.options.batchbald.max_configurations",
+                 options.batchbald.max_configurations, "must be at least 1")
+        _require(options.power_bald.beta >= 0, f"{key}.options.power_bald.beta", options.power_bald.beta,
+                 "must be non-negative")
 
 
 def load_params(path: Path) -> Params:

@@ -1,7 +1,8 @@
 """Datasets as tensors, the pool / validation / test split, and the initial labelled set.
 
 A prepared dataset is a folder of ``.npy`` arrays plus ``manifest.json`` holding each
-array's sha256; :func:`load_prepared` refuses a folder whose files do not match it.
+array's sha256 (and, for Repeated-MNIST, how to repeat the pool); :func:`load_prepared`
+refuses a folder whose files do not match it.
 """
 
 from __future__ import annotations
@@ -123,15 +124,18 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def save_prepared(arrays: dict[str, np.ndarray], out: Path) -> None:
-    """Write the arrays and their manifest to a temporary folder, then rename it to ``out``."""
+def save_prepared(arrays: dict[str, np.ndarray], out: Path, repeat: dict | None = None) -> None:
+    """Write the arrays and their manifest to a temporary folder, then rename it to ``out``.
+
+    ``repeat`` ({"times", "noise_std", "seed"}) makes :func:`load_prepared` build Repeated-MNIST.
+    """
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     tmp.chmod(0o755)
     try:
         for name in ARRAYS:
             np.save(tmp / f"{name}.npy", np.ascontiguousarray(arrays[name]), allow_pickle=False)
-        manifest = {name: _sha256(tmp / f"{name}.npy") for name in ARRAYS}
+        manifest = {"sha256": {name: _sha256(tmp / f"{name}.npy") for name in ARRAYS}, "repeat": repeat}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         if out.exists():
             shutil.rmtree(out)
@@ -140,16 +144,28 @@ def save_prepared(arrays: dict[str, np.ndarray], out: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def repeat_with_noise(x_N: torch.Tensor, y_N: torch.Tensor, times: int, noise_std: float, seed: int):
+    """Repeated-MNIST (Kirsch et al. 2019): every pool point ``times`` times, each copy with
+    isotropic Gaussian noise of std ``noise_std`` added to the normalised image."""
+    generator = torch.Generator().manual_seed(seed)
+    x = x_N.repeat(times, *[1] * (x_N.ndim - 1))
+    return x + noise_std * torch.randn(x.shape, generator=generator), y_N.repeat(times)
+
+
 def load_prepared(folder: Path) -> Split:
     """Read a prepared folder, verify every array against the manifest, return model-ready tensors."""
     manifest_path = folder / "manifest.json"
     if not manifest_path.is_file():
         raise DataError(f"{manifest_path} is missing; run the prepare stage first (dvc repro).")
-    manifest = json.loads(manifest_path.read_text())
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        sha256, repeat = manifest["sha256"], manifest["repeat"]
+    except (ValueError, KeyError, TypeError):
+        raise DataError(f"{manifest_path} is corrupt; rerun prepare.") from None
     tensors = {}
     for name in ARRAYS:
         path = folder / f"{name}.npy"
-        if not path.is_file() or _sha256(path) != manifest.get(name):
+        if not path.is_file() or _sha256(path) != sha256.get(name):
             raise DataError(f"{path} is missing or does not match its checksum in {manifest_path}; rerun prepare.")
         tensors[name] = torch.from_numpy(np.load(path, allow_pickle=False))
     for name in ("pool_x", "val_x", "test_x"):
@@ -157,6 +173,8 @@ def load_prepared(folder: Path) -> Split:
         tensors[name] = ((x.float() / 255.0 - MNIST_MEAN) / MNIST_STD)[:, None] if x.dtype == torch.uint8 else x.float()
     for name in ("pool_y", "val_y", "test_y"):
         tensors[name] = tensors[name].long()
+    if repeat:
+        tensors["pool_x"], tensors["pool_y"] = repeat_with_noise(tensors["pool_x"], tensors["pool_y"], **repeat)
     return Split(**tensors)
 
 

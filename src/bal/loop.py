@@ -8,6 +8,8 @@ exactly as an uninterrupted one would.
 
 from __future__ import annotations
 
+import copy
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -22,10 +24,14 @@ from bal.models import McDropoutNet
 
 @dataclass(frozen=True)
 class TrainSettings:
-    steps: int = 300
+    steps: int = 300  # at least this many gradient steps ...
+    epochs: int = 0  # ... and at least this many passes over the labelled set
     batch_size: int = 64
     learning_rate: float = 1e-3
     weight_decay: float = 0.0  # total L2 strength; Adam gets weight_decay / n_labelled
+    precision: str = "float32"  # or "bfloat16": autocast for the forward pass (fast on CPUs with AVX512-BF16)
+    eval_every: int = 0  # steps between validation checks, keeping the best checkpoint (0: no checks)
+    patience: int = 0  # stop after this many checks without improvement (0: train all steps)
 
 
 @dataclass(frozen=True)
@@ -61,23 +67,67 @@ def round_generator(seed: int, round_: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + round_)
 
 
-def train(model: McDropoutNet, x: torch.Tensor, y_N: torch.Tensor, settings: TrainSettings, generator: torch.Generator) -> None:
-    """Adam on the cross-entropy for a fixed number of steps over shuffled epochs of the labelled set."""
+def train(
+    model: McDropoutNet, x: torch.Tensor, y_N: torch.Tensor, settings: TrainSettings, generator: torch.Generator,
+    val_x: torch.Tensor | None = None, val_y: torch.Tensor | None = None,
+) -> int:
+    """Adam on the cross-entropy over shuffled epochs of the labelled set, for
+    max(``steps``, ``epochs`` x batches per epoch) steps.
+
+    With ``eval_every`` > 0, every ``eval_every`` steps the model is checked on the validation set
+    (dropout off) and the best checkpoint is restored at the end; ``patience`` checks without
+    improvement stop early.
+    Returns the number of steps taken.
+    """
     device = next(model.parameters()).device
     x, y_N = x.to(device), y_N.to(device)
     n = len(y_N)
     batch_size = min(settings.batch_size, n)
     optimiser = torch.optim.Adam(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay / n)
-    model.train()
     order = torch.empty(0, dtype=torch.long)
-    for _ in range(settings.steps):
+    best, best_state, checks_since_best = None, None, 0
+    total_steps = max(settings.steps, settings.epochs * math.ceil(n / batch_size))
+    for step in range(1, total_steps + 1):
+        model.train()
         if len(order) < batch_size:
             order = torch.cat([order, torch.randperm(n, generator=generator)])
         batch, order = order[:batch_size].to(device), order[batch_size:]
-        loss = torch.nn.functional.cross_entropy(model(x[batch]), y_N[batch])
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=settings.precision == "bfloat16"):
+            loss = torch.nn.functional.cross_entropy(model(x[batch]), y_N[batch])
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
+        if settings.eval_every and (step % settings.eval_every == 0 or step == total_steps):
+            quality = _validation_quality(model, val_x.to(device), val_y.to(device))
+            if best is None or quality > best:
+                best, best_state, checks_since_best = quality, copy.deepcopy(model.state_dict()), 0
+            else:
+                checks_since_best += 1
+                if settings.patience and checks_since_best >= settings.patience:
+                    break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return step
+
+
+@torch.inference_mode()
+def _validation_quality(model: McDropoutNet, val_x: torch.Tensor, val_y: torch.Tensor) -> tuple[float, float]:
+    """(accuracy, -NLL) of the deterministic (dropout off) prediction: higher is better."""
+    model.eval()
+    logits = model(val_x)
+    return (logits.argmax(1) == val_y).float().mean().item(), -torch.nn.functional.cross_entropy(logits, val_y).item()
+
+
+def fit(
+    split: Split, labelled: list[int], make_model: Callable[[], McDropoutNet], settings: LoopSettings, round_: int,
+    device: torch.device,
+) -> tuple[McDropoutNet, torch.Generator]:
+    """Round ``round_``'s model, freshly initialised and trained on ``labelled``, and the round's generator."""
+    generator = round_generator(settings.seed, round_)
+    torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))  # initialisation and dropout
+    model = make_model().to(device)
+    train(model, split.pool_x[labelled], split.pool_y[labelled], settings.train, generator, split.val_x, split.val_y)
+    return model, generator
 
 
 def run(
@@ -99,11 +149,8 @@ def run(
     is_labelled[labelled] = True
     round_ = len(finished)
     while True:
-        generator = round_generator(settings.seed, round_)
-        torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))  # init and dropout
-        model = make_model().to(device)
         tic = time.perf_counter()
-        train(model, split.pool_x[labelled], split.pool_y[labelled], settings.train, generator)
+        model, generator = fit(split, labelled, make_model, settings, round_, device)
         train_seconds = time.perf_counter() - tic
 
         tic = time.perf_counter()

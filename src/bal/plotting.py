@@ -1,4 +1,8 @@
-"""Matplotlib figures of learning curves."""
+"""Matplotlib figures: learning curves, TwoMoons decision maps, BALD's terms, acquired classes.
+
+Every function returns a matplotlib Figure; :func:`render` turns it into PNG (300 dpi) and
+SVG bytes with no timestamps, so the same inputs give byte-identical files.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +12,138 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+plt.rcParams.update({"svg.hashsalt": "bal", "font.size": 9, "axes.titlesize": 9, "legend.fontsize": 8})
+
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
-PALETTE = ["#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7"]
+PALETTE = ["#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#999999", "#F0E442"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "h"]
 
 
-def learning_curves(curves: dict[str, dict[int, pd.DataFrame]], title: str) -> bytes:
-    """Test accuracy vs labelled-set size, mean over seeds with a +-1 std band, as PNG bytes."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
-    for colour, (strategy, by_seed) in zip(PALETTE * 2, curves.items()):
-        acc = pd.concat([c.set_index("n_labelled").test_accuracy for c in by_seed.values()], axis=1)
-        mean, std = acc.mean(axis=1) * 100, acc.std(axis=1, ddof=0).fillna(0) * 100
-        ax.plot(mean.index, mean, color=colour, label=f"{strategy} ({len(by_seed)} seed{'s' * (len(by_seed) > 1)})")
-        ax.fill_between(mean.index, mean - std, mean + std, color=colour, alpha=0.15, linewidth=0)
-    ax.set_xlabel("labelled samples")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="lower right")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=200, metadata={"Software": None})
+def render(fig: plt.Figure) -> dict[str, bytes]:
+    """The figure as {"png": 300-dpi PNG bytes, "svg": SVG bytes}; closes it."""
+    out = {}
+    for fmt, kwargs in (("png", {"dpi": 300, "metadata": {"Software": None}}), ("svg", {"metadata": {"Date": None}})):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=fmt, **kwargs)
+        out[fmt] = buffer.getvalue()
     plt.close(fig)
-    return buffer.getvalue()
+    return out
+
+
+def _accuracy_table(by_seed: dict[int, pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat([c.set_index("n_labelled").test_accuracy * 100 for c in by_seed.values()], axis=1)
+
+
+def learning_curves(
+    curves: dict[str, dict[int, pd.DataFrame]],
+    title: str,
+    references: dict[str, dict[int, float]] | None = None,
+    zoom: tuple[float, float] | None = None,
+) -> plt.Figure:
+    """Test accuracy vs labels: mean over seeds with a +-1 std band, one line per strategy.
+
+    ``references`` maps a strategy to published {labels: accuracy %} marks, drawn as hollow
+    markers in the strategy's colour; ``zoom`` adds a second panel over that accuracy range.
+    """
+    panels = 2 if zoom else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6.4 * panels * 0.8, 4.0), layout="constrained", squeeze=False)
+    for ax, ylim in zip(axes[0], [None, zoom]):
+        for i, (strategy, by_seed) in enumerate(curves.items()):
+            colour, acc = PALETTE[i % len(PALETTE)], _accuracy_table(by_seed)
+            mean, std = acc.mean(axis=1), acc.std(axis=1, ddof=0).fillna(0)
+            seeds = len(by_seed)
+            ax.plot(mean.index, mean, color=colour, lw=1.4, label=f"{strategy} ({seeds} seed{'s' * (seeds > 1)})")
+            ax.fill_between(mean.index, mean - std, mean + std, color=colour, alpha=0.18, linewidth=0)
+            for labels, accuracy in (references or {}).get(strategy, {}).items():
+                ax.plot(labels, accuracy, MARKERS[i % len(MARKERS)], mfc="none", mec=colour, ms=7, mew=1.5)
+        ax.set_xlabel("labelled samples")
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+        if ylim:
+            ax.set_ylim(*ylim)
+            ax.set_title(f"zoom: {ylim[0]:g}-{ylim[1]:g}%")
+    axes[0][0].set_title(title)
+    axes[0][0].legend(loc="lower right")
+    if references:
+        axes[0][-1].plot([], [], "o", mfc="none", mec="grey", label="published (hollow markers)")
+        axes[0][-1].legend(loc="lower right")
+    return fig
+
+
+def decision_maps(
+    panels: dict[str, dict],
+    grid_x: np.ndarray,
+    grid_y: np.ndarray,
+    pool_x: np.ndarray,
+    pool_y: np.ndarray,
+) -> plt.Figure:
+    """One TwoMoons panel per strategy.
+
+    ``panels[strategy]`` holds ``prob`` (predictive p(class 1) on the grid), ``initial``
+    (labelled points at the start, n x 2) and ``acquired`` (n x 2) with ``rounds`` (n,).
+    """
+    cols = min(4, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.5 * rows + 0.5), layout="constrained", squeeze=False)
+    last_round = max(int(p["rounds"].max()) for p in panels.values())
+    for ax, (strategy, p) in zip(axes.flat, panels.items()):
+        filled = ax.contourf(grid_x, grid_y, p["prob"], levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.55)
+        filled.set_rasterized(True)
+        ax.contour(grid_x, grid_y, p["prob"], levels=[0.5], colors="k", linewidths=1.2)
+        ax.scatter(pool_x[:, 0], pool_x[:, 1], c=np.where(pool_y == 1, "#B2182B", "#2166AC"), s=2, alpha=0.25, linewidths=0)
+        ax.scatter(p["initial"][:, 0], p["initial"][:, 1], marker="s", s=30, facecolor="white", edgecolor="k", label="initial")
+        acquired = ax.scatter(p["acquired"][:, 0], p["acquired"][:, 1], c=p["rounds"], cmap="viridis", vmin=0,
+                              vmax=last_round, s=26, edgecolor="k", linewidths=0.5, label="acquired")
+        ax.set_title(strategy)
+        ax.set_xticks([]), ax.set_yticks([])
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    fig.colorbar(filled, ax=axes, shrink=0.6, label="predictive p(class 1)")
+    fig.colorbar(acquired, ax=axes, shrink=0.6, label="acquired in round")
+    axes.flat[0].legend(loc="lower left", fontsize=7)
+    return fig
+
+
+def bald_terms(
+    rows: list[dict], grid_x: np.ndarray, grid_y: np.ndarray, pool_x: np.ndarray
+) -> plt.Figure:
+    """BALD's decomposition on a grid, one row per round.
+
+    Each row dict holds ``title``, ``entropy`` (H of the mean prediction), ``expected_entropy``
+    (mean of the samples' entropies), ``bald`` (their difference) and ``labelled`` (n x 2).
+    """
+    names = [("entropy", "predictive entropy H[y|x]"), ("expected_entropy", "expected entropy E_w H[y|x,w]"),
+             ("bald", "BALD = mutual information")]
+    fig, axes = plt.subplots(len(rows), 3, figsize=(8.4, 2.5 * len(rows) + 0.3), layout="constrained", squeeze=False)
+    vmax = max(float(row["entropy"].max()) for row in rows)
+    for r, row in enumerate(rows):
+        for c, (key, label) in enumerate(names):
+            ax = axes[r, c]
+            image = ax.pcolormesh(grid_x, grid_y, row[key], cmap="magma", vmin=0, vmax=vmax, shading="auto",
+                                  rasterized=True)
+            ax.scatter(pool_x[:, 0], pool_x[:, 1], s=1, c="white", alpha=0.15, linewidths=0)
+            ax.scatter(row["labelled"][:, 0], row["labelled"][:, 1], marker="x", s=18, c="#56B4E9", linewidths=1.2)
+            ax.set_xticks([]), ax.set_yticks([])
+            if r == 0:
+                ax.set_title(label)
+        axes[r, 0].set_ylabel(row["title"])
+    fig.colorbar(image, ax=axes, shrink=0.7, label="nats")
+    return fig
+
+
+def acquired_classes(counts: pd.DataFrame, title: str) -> plt.Figure:
+    """Heat map of how many labels of each class (columns) each strategy (rows) acquired."""
+    fig, ax = plt.subplots(figsize=(0.5 * counts.shape[1] + 2.5, 0.4 * counts.shape[0] + 1.2), layout="constrained")
+    image = ax.imshow(counts.to_numpy(), cmap="viridis", aspect="auto")
+    for (r, c), value in np.ndenumerate(counts.to_numpy()):
+        ax.text(c, r, f"{value:g}", ha="center", va="center", fontsize=7,
+                color="white" if value < counts.to_numpy().max() * 0.6 else "black")
+    ax.set_xticks(range(counts.shape[1]), counts.columns)
+    ax.set_yticks(range(counts.shape[0]), counts.index)
+    ax.set_xlabel("class of the acquired point")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, label="labels acquired")
+    return fig

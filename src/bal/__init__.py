@@ -1,0 +1,1 @@
+"""bal: reproducible deep Bayesian active learning (MC dropout, BALD, BatchBALD) as DVC pipelines."""

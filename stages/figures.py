@@ -1,0 +1,120 @@
+"""Stage figures: learning curves, TwoMoons decision maps and BALD's terms, acquired classes.
+
+TwoMoons models are rebuilt exactly as the learn stage trained them (same labelled set, same
+(seed, round) seeds), so the maps show the very model that chose the points.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import typer
+
+from bal.acquisition import bald, expected_entropy, max_entropy
+from bal.config import load_params
+from bal.data import DataError, initial_indices, load_prepared
+from bal.inference import mean_log_probs, predict_log_probs
+from bal.io import atomic_write_bytes
+from bal.loop import fit
+from bal.models import MODELS
+from bal.plotting import acquired_classes, bald_terms, decision_maps, learning_curves, render
+from common import fails_cleanly
+
+app = typer.Typer(add_completion=False)
+
+# Gal, Islam & Ghahramani 2017, Table 1: labels needed to reach 10% and 5% test error on MNIST.
+GAL_2017 = {"bald": {145: 90, 335: 95}, "variation_ratios": {120: 90, 295: 95},
+            "max_entropy": {165: 90, 355: 95}, "random": {255: 90, 835: 95}}
+
+
+def write(out: Path, name: str, fig) -> None:
+    for fmt, data in render(fig).items():
+        atomic_write_bytes(out / f"{name}.{fmt}", data)
+
+
+def read_runs(runs: Path, dataset: str, strategies: list[str], seeds: list[int], name: str) -> dict:
+    tables = {}
+    for strategy in strategies:
+        tables[strategy] = {}
+        for seed in seeds:
+            path = runs / dataset / strategy / str(seed) / name
+            if not path.is_file():
+                raise DataError(f"{path} is missing; run its learn stage (dvc repro learn@{dataset}-{strategy}-{seed}).")
+            tables[strategy][seed] = pd.read_csv(path)
+    return tables
+
+
+def twomoons_figures(params, runs: Path, prepared: Path, out: Path) -> None:
+    learn, seed = params.learn.twomoons, params.run.seeds[0]
+    split = load_prepared(prepared)
+    acquired = read_runs(runs, "twomoons", params.run.strategies, [seed], "acquired.csv")
+    initial = initial_indices(split.pool_y, learn.initial_per_class, seed)
+    pool_x = split.pool_x.numpy()
+    lo, hi = pool_x.min(axis=0) - 0.5, pool_x.max(axis=0) + 0.5
+    grid_x, grid_y = np.meshgrid(np.linspace(lo[0], hi[0], 160), np.linspace(lo[1], hi[1], 120))
+    grid = torch.tensor(np.stack([grid_x.ravel(), grid_y.ravel()], axis=1), dtype=torch.float32)
+
+    def grid_log_probs(strategy: str, round_: int):
+        table = acquired[strategy][seed]
+        labelled = initial + table.loc[table["round"] < round_, "pool_index"].tolist()
+        settings = learn.loop_settings(strategy, seed, initial)
+        model, generator = fit(split, labelled, MODELS[learn.model], settings, round_, torch.device("cpu"))
+        return predict_log_probs(model, grid, learn.mc_samples, generator), pool_x[labelled]
+
+    panels = {}
+    for strategy, by_seed in acquired.items():
+        table = by_seed[seed]
+        last = int(table["round"].max()) + 1
+        log_probs, _ = grid_log_probs(strategy, last)
+        panels[strategy] = {
+            "prob": mean_log_probs(log_probs)[:, 1].exp().reshape(grid_x.shape).numpy(),
+            "initial": pool_x[initial],
+            "acquired": pool_x[table.pool_index.to_numpy()],
+            "rounds": table["round"].to_numpy(),
+        }
+    write(out, "twomoons_strategies", decision_maps(panels, grid_x, grid_y, pool_x, split.pool_y.numpy()))
+
+    strategy = "bald" if "bald" in acquired else params.run.strategies[0]
+    last = int(acquired[strategy][seed]["round"].max()) + 1
+    rows = []
+    for round_ in sorted({0, last // 3, last}):
+        log_probs, labelled = grid_log_probs(strategy, round_)
+        maps = {name: fn(log_probs).reshape(grid_x.shape).numpy()
+                for name, fn in (("entropy", max_entropy), ("expected_entropy", expected_entropy), ("bald", bald))}
+        rows.append({"title": f"{strategy}, {len(labelled)} labels", "labelled": labelled, **maps})
+    write(out, "twomoons_bald_terms", bald_terms(rows, grid_x, grid_y, pool_x))
+
+
+@app.command()
+@fails_cleanly
+def main(
+    runs: Path = typer.Option(..., help="folder holding <dataset>/<strategy>/<seed>/{curve,acquired}.csv"),
+    prepared: Path = typer.Option(..., help="folder holding the prepared <dataset> folders"),
+    out: Path = typer.Option(..., help="folder for the PNG and SVG figures"),
+    params_path: Path = typer.Option(Path("params.yaml"), "--params"),
+) -> None:
+    params = load_params(params_path)
+    torch.set_num_threads(params.compute.threads)
+    run = params.run
+    for dataset in run.datasets:
+        curves = read_runs(runs, dataset, run.strategies, run.seeds, "curve.csv")
+        mnist_like = dataset != "twomoons"
+        references = GAL_2017 if dataset == "mnist" else None
+        title = f"{dataset}: test accuracy vs labelled samples" + (" (hollow: Gal et al. 2017)" if references else "")
+        write(out, f"{dataset}_curves", learning_curves(curves, title, references, (85, 100) if mnist_like else None))
+        if mnist_like:
+            tables = read_runs(runs, dataset, run.strategies, run.seeds, "acquired.csv")
+            counts = pd.DataFrame({s: pd.concat(t.values()).label.value_counts() / len(t) for s, t in tables.items()})
+            counts = counts.T.reindex(columns=range(10)).fillna(0)
+            write(out, f"{dataset}_acquired_classes",
+                  acquired_classes(counts, f"{dataset}: classes acquired (mean over {len(run.seeds)} seed(s))"))
+    if "twomoons" in run.datasets:
+        twomoons_figures(params, runs, prepared / "twomoons", out)
+    typer.echo(f"figures -> {out}")
+
+
+if __name__ == "__main__":
+    app()
