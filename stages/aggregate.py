@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import typer
 
 from bal.config import load_params
-from bal.data import DataError
 from bal.io import write_csv, write_json
-from bal.results import summarise, wide_table
+from bal.results import read_runs, summarise, wide_table
 from common import fails_cleanly
 
 app = typer.Typer(add_completion=False)
@@ -27,14 +25,7 @@ def main(
     run = load_params(params_path).run
     summary = {}
     for dataset in run.datasets:
-        curves = {}
-        for strategy in run.strategies:
-            curves[strategy] = {}
-            for seed in run.seeds:
-                path = runs / dataset / strategy / str(seed) / "curve.csv"
-                if not path.is_file():
-                    raise DataError(f"{path} is missing; run its learn stage (dvc repro learn@{dataset}-{strategy}-{seed}).")
-                curves[strategy][seed] = pd.read_csv(path)
+        curves = read_runs(runs, dataset, run.strategies, run.seeds, "curve.csv")
         summary[dataset] = {strategy: summarise(by_seed) for strategy, by_seed in curves.items()}
         write_csv(plots / f"{dataset}.csv", wide_table(curves))
     write_json(metrics, summary)

@@ -15,12 +15,13 @@ import typer
 
 from bal.acquisition import bald, expected_entropy, max_entropy
 from bal.config import load_params
-from bal.data import DataError, initial_indices, load_prepared
+from bal.data import initial_indices, load_prepared
 from bal.inference import mean_log_probs, predict_log_probs
 from bal.io import atomic_write_bytes
 from bal.loop import fit
 from bal.models import MODELS
 from bal.plotting import acquired_classes, bald_terms, decision_maps, learning_curves, render
+from bal.results import read_runs
 from common import fails_cleanly
 
 app = typer.Typer(add_completion=False)
@@ -33,18 +34,6 @@ GAL_2017 = {"bald": {145: 90, 335: 95}, "variation_ratios": {120: 90, 295: 95},
 def write(out: Path, name: str, fig) -> None:
     for fmt, data in render(fig).items():
         atomic_write_bytes(out / f"{name}.{fmt}", data)
-
-
-def read_runs(runs: Path, dataset: str, strategies: list[str], seeds: list[int], name: str) -> dict:
-    tables = {}
-    for strategy in strategies:
-        tables[strategy] = {}
-        for seed in seeds:
-            path = runs / dataset / strategy / str(seed) / name
-            if not path.is_file():
-                raise DataError(f"{path} is missing; run its learn stage (dvc repro learn@{dataset}-{strategy}-{seed}).")
-            tables[strategy][seed] = pd.read_csv(path)
-    return tables
 
 
 def twomoons_figures(params, runs: Path, prepared: Path, out: Path) -> None:

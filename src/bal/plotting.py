@@ -85,8 +85,8 @@ def decision_maps(
     ``panels[strategy]`` holds ``prob`` (predictive p(class 1) on the grid), ``initial``
     (labelled points at the start, n x 2) and ``acquired`` (n x 2) with ``rounds`` (n,).
     """
-    cols = min(4, len(panels))
-    rows = -(-len(panels) // cols)
+    rows = -(-len(panels) // 5)
+    cols = -(-len(panels) // rows)
     fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.5 * rows + 0.5), layout="constrained", squeeze=False)
     last_round = max(int(p["rounds"].max()) for p in panels.values())
     for ax, (strategy, p) in zip(axes.flat, panels.items()):

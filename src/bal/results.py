@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import math
 import statistics
+from pathlib import Path
 
 import pandas as pd
 
+from bal.data import DataError
+
 THRESHOLDS = (0.90, 0.95, 0.97)
+
+
+def read_runs(runs: Path, dataset: str, strategies: list[str], seeds: list[int], name: str) -> dict:
+    """``{strategy: {seed: table}}`` of the learn stages' ``name`` CSVs (curve.csv or acquired.csv)."""
+    tables = {}
+    for strategy in strategies:
+        tables[strategy] = {}
+        for seed in seeds:
+            path = runs / dataset / strategy / str(seed) / name
+            if not path.is_file():
+                raise DataError(f"{path} is missing; run its learn stage (dvc repro learn@{dataset}-{strategy}-{seed}).")
+            tables[strategy][seed] = pd.read_csv(path)
+    return tables
 
 
 def labels_to(curve: pd.DataFrame, accuracy: float) -> float:
