@@ -6,6 +6,7 @@ TwoMoons models are rebuilt exactly as the learn stage trained them (same labell
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,7 @@ def twomoons_figures(params, runs: Path, prepared: Path, out: Path) -> None:
     grid_x, grid_y = np.meshgrid(np.linspace(lo[0], hi[0], 160), np.linspace(lo[1], hi[1], 120))
     grid = torch.tensor(np.stack([grid_x.ravel(), grid_y.ravel()], axis=1), dtype=torch.float32)
 
+    @functools.cache  # the BALD strip's last round is the strategy panel's model: train it once
     def grid_log_probs(strategy: str, round_: int):
         table = acquired[strategy][seed]
         labelled = initial + table.loc[table["round"] < round_, "pool_index"].tolist()
