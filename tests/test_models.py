@@ -1,17 +1,19 @@
+import pytest
 import torch
 
 from bal.inference import evaluate, predict_log_probs, predict_log_probs_naive
 from bal.models import gal_cnn, moons_mlp
 
 
-def test_batched_head_equals_k_full_passes():
+@pytest.mark.parametrize("make_model, shape, k", [(gal_cnn, (1, 28, 28), 5), (gal_cnn, (1, 28, 28), 100), (moons_mlp, (2,), 7)])
+def test_batched_head_equals_k_full_passes(make_model, shape, k):
     torch.manual_seed(0)
-    model = gal_cnn()
-    x = torch.randn(37, 1, 28, 28)
-    masks = model.head.draw_masks(5, torch.Generator().manual_seed(1))
-    fast = predict_log_probs(model, x, 5, masks=masks, batch_size=16)
+    model = make_model()
+    x = torch.randn(37, *shape)
+    masks = model.head.draw_masks(k, torch.Generator().manual_seed(1))
+    fast = predict_log_probs(model, x, k, masks=masks, batch_size=16)
     naive = predict_log_probs_naive(model, x, masks, batch_size=16)
-    assert fast.shape == (37, 5, 10)
+    assert fast.shape == (37, k, model.head.fc2.out_features)
     assert torch.allclose(fast, naive, atol=1e-5)
 
 

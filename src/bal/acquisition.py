@@ -135,13 +135,14 @@ def batchbald(
     probs_N_K_C = log_probs_N_K_C.double().exp()
     conditional_entropy_N = expected_entropy(log_probs_N_K_C)
     available_N = torch.ones(n, dtype=torch.bool, device=probs_N_K_C.device)
-    probs_K_M = torch.ones(k, 1, dtype=torch.float64, device=probs_N_K_C.device)
+    probs_K_M, frequency_M = torch.ones(k, 1, dtype=torch.float64, device=probs_N_K_C.device), None
     chosen, scores, conditional_sum = [], [], 0.0
     for size in range(1, batch_size + 1):
         sampled = c**size > max_configurations
         if sampled:
-            probs_K_M = sampled_configurations(probs_N_K_C[chosen], max_configurations, generator)
-        mutual_information_N = joint_entropies(probs_K_M, probs_N_K_C, sampled) - conditional_entropy_N - conditional_sum
+            probs_K_M, frequency_M = sampled_configurations(probs_N_K_C[chosen], max_configurations, generator)
+        joint_entropy_N = joint_entropies(probs_K_M, probs_N_K_C, frequency_M)
+        mutual_information_N = joint_entropy_N - conditional_entropy_N - conditional_sum
         if not torch.isfinite(mutual_information_N[available_N]).all():
             raise ValueError("batchbald scores contain NaN or inf: refusing to pick arbitrarily.")
         mutual_information_N[~available_N] = -torch.inf

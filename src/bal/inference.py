@@ -21,16 +21,16 @@ def predict_log_probs(
     """``log_probs_N_K_C`` (natural log, float32, on the CPU) under K consistent dropout masks.
 
     The masks are drawn once per call (or passed in) and shared by every input; the trunk
-    runs once per input, the head once per chunk for all K masks together.
+    runs once per input, the head once per chunk for all K masks together
+    (:meth:`McDropoutHead.sampler`).
     """
     model.eval()
     device = next(model.parameters()).device
-    masks = masks if masks is not None else model.head.draw_masks(k, generator)
+    sample = model.head.sampler(masks if masks is not None else model.head.draw_masks(k, generator))
     chunks = []
     for start in range(0, x.shape[0], batch_size):
         features_N_D = model.trunk(x[start : start + batch_size].to(device))
-        logits_N_K_C = model.head.sample(features_N_D, masks)
-        chunks.append(torch.log_softmax(logits_N_K_C, dim=-1).cpu())
+        chunks.append(torch.log_softmax(sample(features_N_D), dim=-1).cpu())
     return torch.cat(chunks)
 
 

@@ -1,0 +1,73 @@
+"""Test accuracy and training time of training settings on fixed class-balanced MNIST labelled sets.
+
+    python benchmarks/training.py --labels 100,300,1000 --seeds 0,1,2 \
+        --setting steps=300 --setting steps=200,precision=bfloat16
+
+Each ``--setting`` overrides fields of ``learn.mnist.train`` (params.yaml). For every labelled-set
+size and seed the set is the balanced one ``initial_indices`` draws (paired across settings), the
+model is trained as in round 0 of a run and evaluated on the 10,000 test images with
+``learn.mnist.mc_samples`` MC-dropout masks. Prints accuracy per seed, their mean, and seconds of
+training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import typer
+
+from bal.config import load_params
+from bal.data import initial_indices, load_prepared
+from bal.inference import evaluate
+from bal.loop import TrainSettings, fit
+from bal.models import MODELS
+
+
+def parse_setting(text: str, base: TrainSettings) -> TrainSettings:
+    fields = {f.name: f.type for f in dataclasses.fields(TrainSettings)}
+    changes = {}
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition("=")
+        if key not in fields:
+            raise typer.BadParameter(f"{key} is not a train setting; known: {', '.join(fields)}")
+        changes[key] = value if fields[key] == "str" else (float(value) if fields[key] == "float" else int(value))
+    return dataclasses.replace(base, **changes)
+
+
+def main(
+    setting: list[str] = typer.Option(["steps=300"], help="comma-separated overrides of learn.mnist.train"),
+    labels: str = typer.Option("100,300,1000"),
+    seeds: str = typer.Option("0,1"),
+    prepared: Path = typer.Option(Path("data/prepared/mnist")),
+    params_path: Path = typer.Option(Path("params.yaml"), "--params"),
+) -> None:
+    params = load_params(params_path)
+    learn = params.learn.mnist
+    torch.set_num_threads(params.compute.threads)
+    torch.use_deterministic_algorithms(True)
+    split = load_prepared(prepared)
+    seed_list = [int(s) for s in seeds.split(",")]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); test accuracy % per seed {seed_list}")
+    print(f"{'setting':<40} {'labels':>6} {'accuracy per seed':>24} {'mean':>6} {'train s':>8}")
+    for text in setting:
+        train = parse_setting(text, learn.train)
+        for n in (int(s) for s in labels.split(",")):
+            accuracies, seconds = [], []
+            for seed in seed_list:
+                labelled = initial_indices(split.pool_y, n // 10, seed=seed)
+                settings = dataclasses.replace(learn.loop_settings("random", seed, labelled), train=train)
+                tic = time.perf_counter()
+                model, generator = fit(split, labelled, MODELS[learn.model], settings, 0, torch.device("cpu"))
+                seconds.append(time.perf_counter() - tic)
+                accuracies.append(100 * evaluate(model, split.test_x, split.test_y, learn.mc_samples, generator)[0])
+            per_seed = " / ".join(f"{a:.1f}" for a in accuracies)
+            print(f"{text:<40} {n:>6} {per_seed:>24} {statistics.mean(accuracies):>6.2f} {statistics.median(seconds):>8.1f}",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    typer.run(main)
