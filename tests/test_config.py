@@ -54,6 +54,7 @@ BAD = [
     ("learn.mnist.mc_samples", 1, "learn.mnist.mc_samples = 1: must be at least 2 for variation_ratios, mean_std, bald"),
     ("learn.mnist.pool_subset", 70_000, "learn.mnist.pool_subset = 70000"),
     ("learn.mnist.pool_subset", 5, "learn.mnist.pool_subset = 5"),
+    ("learn.repeated_mnist.pool_subset", 20, "learn.repeated_mnist.pool_subset = 20: must be null or between 30"),
     ("learn.mnist.model", "resnet", "learn.mnist.model = 'resnet': known models"),
     ("learn.mnist.train.steps", 0, "learn.mnist.train.steps = 0"),
     ("learn.mnist.train.learning_rate", -0.1, "learn.mnist.train.learning_rate = -0.1: must be positive"),

@@ -1,7 +1,7 @@
 import torch
 
 from bal.data import Split, initial_indices, prepare_two_moons
-from bal.loop import LoopSettings, TrainSettings, run, train
+from bal.loop import LoopSettings, TrainSettings, pool_subset, run, train
 from bal.models import moons_mlp
 
 
@@ -52,3 +52,16 @@ def test_validation_checks_stop_early_and_keep_the_best():
     early = TrainSettings(steps=2000, eval_every=10, patience=3)
     steps = train(moons_mlp(), *args, early, torch.Generator(), split.val_x, split.val_y)
     assert steps < 2000 and steps % 10 == 0
+
+
+def test_pool_subset_draws_originals_with_all_their_unlabelled_copies():
+    split = Split(*[torch.zeros(12)] * 6, copies=3)  # originals 0..3; point p copies original p % 4
+    labelled_P = torch.tensor([1, 6])
+    candidates_P = torch.tensor([p for p in range(12) if p not in labelled_P])
+    subset_P = pool_subset(candidates_P, split.original(candidates_P), 2, torch.Generator().manual_seed(0))
+    originals = set(split.original(subset_P).tolist())
+    assert len(originals) == 2
+    assert subset_P.tolist() == [p for p in candidates_P.tolist() if p % 4 in originals]  # every copy, pool order
+    assert torch.equal(pool_subset(candidates_P, split.original(candidates_P), 4, torch.Generator()), candidates_P)
+    plain_P = pool_subset(candidates_P, candidates_P, 5, torch.Generator().manual_seed(0))  # no copies: 5 points
+    assert len(plain_P) == 5 and set(plain_P.tolist()) <= set(candidates_P.tolist())

@@ -213,8 +213,10 @@ def _check(params: Params) -> None:
         _require(learn.mc_samples >= (2 if needs_samples else 1), f"{key}.mc_samples", learn.mc_samples,
                  f"must be at least 2 for {', '.join(needs_samples)}" if needs_samples else "must be at least 1")
         if learn.pool_subset is not None:
-            _require(learn.acquisition_size <= learn.pool_subset <= pool, f"{key}.pool_subset", learn.pool_subset,
-                     f"must be null or between acquisition_size ({learn.acquisition_size}) and the pool ({pool} points)")
+            copies = repeated.repeats if dataset == "repeated_mnist" else 1  # originals are drawn with all their copies
+            low = learn.acquisition_size * copies
+            _require(low <= learn.pool_subset <= pool, f"{key}.pool_subset", learn.pool_subset,
+                     f"must be null or between {low} (acquisition_size x copies of each original) and the pool ({pool} points)")
         train = learn.train
         for name in ("steps", "batch_size"):
             _require(getattr(train, name) >= 1, f"{key}.train.{name}", getattr(train, name), "must be at least 1")

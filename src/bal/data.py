@@ -37,6 +37,11 @@ class Split:
     val_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
+    copies: int = 1  # Repeated-MNIST: pool point p is a noisy copy of original p % (pool size / copies)
+
+    def original(self, index_P: torch.Tensor) -> torch.Tensor:
+        """The original of each pool point (itself unless the pool holds copies)."""
+        return index_P % (len(self.pool_y) // self.copies)
 
     @property
     def classes(self) -> int:
@@ -175,6 +180,7 @@ def load_prepared(folder: Path) -> Split:
         tensors[name] = tensors[name].long()
     if repeat:
         tensors["pool_x"], tensors["pool_y"] = repeat_with_noise(tensors["pool_x"], tensors["pool_y"], **repeat)
+        tensors["copies"] = repeat["times"]
     return Split(**tensors)
 
 

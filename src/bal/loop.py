@@ -42,7 +42,7 @@ class LoopSettings:
     acquisition_size: int = 10
     budget: int = 1000
     mc_samples: int = 20
-    pool_subset: int | None = None  # score a random subset of this size each round (None: whole pool)
+    pool_subset: int | None = None  # score about this many pool points a round, drawn at random (None: all)
     train: TrainSettings = field(default_factory=TrainSettings)
     strategy_options: dict = field(default_factory=dict)
 
@@ -63,6 +63,21 @@ class Round:
     scores: list[float]
 
 
+def pool_subset(
+    candidates_P: torch.Tensor, original_P: torch.Tensor, originals: int, generator: torch.Generator
+) -> torch.Tensor:
+    """The candidates that are copies of ``originals`` originals drawn at random, in pool order.
+
+    Copies of one original are scored together, so that on Repeated-MNIST a batch can meet the
+    duplicates BatchBALD is meant to avoid; without copies this is ``originals`` random candidates.
+    """
+    distinct_G = torch.unique(original_P)
+    if originals >= len(distinct_G):
+        return candidates_P
+    chosen_G = distinct_G[torch.randperm(len(distinct_G), generator=generator)[:originals]]
+    return candidates_P[torch.isin(original_P, chosen_G)]
+
+
 def round_generator(seed: int, round_: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + round_)
 
@@ -81,6 +96,8 @@ def train(
     """
     device = next(model.parameters()).device
     x, y_N = x.to(device), y_N.to(device)
+    if settings.eval_every:
+        val_x, val_y = val_x.to(device), val_y.to(device)
     n = len(y_N)
     batch_size = min(settings.batch_size, n)
     optimiser = torch.optim.Adam(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay / n)
@@ -98,7 +115,7 @@ def train(
         loss.backward()
         optimiser.step()
         if settings.eval_every and (step % settings.eval_every == 0 or step == total_steps):
-            quality = _validation_quality(model, val_x.to(device), val_y.to(device))
+            quality = _validation_quality(model, val_x, val_y)
             if best is None or quality > best:
                 best, best_state, checks_since_best = quality, copy.deepcopy(model.state_dict()), 0
             else:
@@ -162,8 +179,10 @@ def run(
         if size > 0:
             tic = time.perf_counter()
             candidates_P = (~is_labelled).nonzero().squeeze(1)
-            if settings.pool_subset is not None and settings.pool_subset < len(candidates_P):
-                candidates_P = candidates_P[torch.randperm(len(candidates_P), generator=generator)[: settings.pool_subset]]
+            if settings.pool_subset is not None:
+                candidates_P = pool_subset(
+                    candidates_P, split.original(candidates_P), settings.pool_subset // split.copies, generator
+                )
             log_probs_P_K_C = predict_log_probs(model, split.pool_x[candidates_P], settings.mc_samples, generator)
             score_seconds = time.perf_counter() - tic
 
