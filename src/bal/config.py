@@ -153,9 +153,10 @@ def _build(cls, data, key: str):
         raise ConfigError(f"{key or 'params.yaml'} = {data!r}: must be a mapping with keys {', '.join(names)}.")
     hints = typing.get_type_hints(cls)
     prefix = f"{key}." if key else ""
-    unknown = sorted(set(data) - set(names))
+    unknown = sorted((str(k) for k in data if k not in names))
     if unknown:
-        raise ConfigError(f"{prefix}{unknown[0]} is not a known key; allowed under {key or 'the top level'}: {', '.join(names)}.")
+        shown = unknown[0] if unknown[0].isidentifier() else repr(unknown[0])
+        raise ConfigError(f"{prefix}{shown} is not a known key; allowed under {key or 'the top level'}: {', '.join(names)}.")
     values = {}
     for f in dataclasses.fields(cls):
         if f.name in data:
