@@ -1,4 +1,8 @@
-"""Stage learn: one dataset x strategy x seed active-learning run, to the label budget."""
+"""Stages learn and study: one dataset x strategy x seed active-learning run, to the label budget.
+
+With ``--acquisition-size`` it is a run of the study grid: ``learn.<dataset>`` with that
+acquisition size (one of ``study.acquisition_sizes``) and ``study.budget``.
+"""
 
 from __future__ import annotations
 
@@ -37,17 +41,18 @@ def main(
     prepared: Path = typer.Option(..., help="folder written by the prepare stage"),
     out: Path = typer.Option(..., help="folder for curve.csv and acquired.csv"),
     checkpoint: Path = typer.Option(..., help="progress file, kept outside DVC's outputs so a killed run resumes"),
+    acquisition_size: int | None = typer.Option(None, help="a study run: this size from study.acquisition_sizes"),
     params_path: Path = typer.Option(Path("params.yaml"), "--params"),
 ) -> None:
     params, device = params_and_torch(params_path)
     if dataset not in CLASSES:
         raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(CLASSES)}.")
     get_strategy(strategy)
-    learn = getattr(params.learn, dataset)
+    learn = getattr(params.learn, dataset) if acquisition_size is None else params.study_learn(dataset, acquisition_size)
     split = load_prepared(prepared)
     settings = learn.loop_settings(strategy, seed, initial_indices(split.pool_y, learn.initial_per_class, seed))
     rounds_total = math.ceil((learn.budget - len(settings.initial)) / learn.acquisition_size) + 1
-    tag = f"{dataset}-{strategy}-{seed}"
+    tag = f"{dataset}-{strategy}-{seed}" + ("" if acquisition_size is None else f"-b{acquisition_size}")
     fingerprint = _fingerprint(settings, learn, prepared)
     finished = _load_checkpoint(checkpoint, fingerprint)
     if finished:

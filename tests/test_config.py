@@ -49,7 +49,7 @@ BAD = [
     ("learn.mnist.acquisition_size", "ten", "learn.mnist.acquisition_size = 'ten': must be of type int"),
     ("learn.mnist.acquisition_size", 2.5, "must be of type int"),
     ("learn.mnist.budget", 20, "learn.mnist.budget = 20: must exceed the initial labelled set"),
-    ("learn.mnist.budget", 100_000, "learn.mnist.budget = 100000: must not exceed the pool"),
+    ("learn.mnist.budget", 100_000, "learn.mnist.budget = 100000: must not exceed the mnist pool"),
     ("learn.twomoons.budget", 5000, "learn.twomoons.budget = 5000"),
     ("learn.mnist.mc_samples", 1, "learn.mnist.mc_samples = 1: must be at least 2 for variation_ratios, mean_std, bald"),
     ("learn.mnist.pool_subset", 70_000, "learn.mnist.pool_subset = 70000"),
@@ -68,6 +68,15 @@ BAD = [
     ("run.seeds", [-1], "run.seeds = -1"),
     ("run.seeds", [True], "run.seeds[0] = True: must be of type int"),
     ("run.seeds", DELETE, "run.seeds is missing"),
+    ("study.strategies", ["bald", "batchbal"], "study.strategies = 'batchbal': unknown name"),
+    ("study.acquisition_sizes", [4, 0], "study.acquisition_sizes = 0: must be at least 1"),
+    ("study.acquisition_sizes", [4, 4], "study.acquisition_sizes = [4, 4]: sizes must not repeat"),
+    ("study.acquisition_sizes", [1000], "learn.repeated_mnist.pool_subset = 2000: must be null or between 3000 (acquisition_sizes 1000 x 3"),
+    ("study.budget", 10, "study.budget = 10: must exceed the initial labelled set of mnist"),
+    ("study.seeds", [0, 0], "study.seeds = [0, 0]: seeds must not repeat"),
+    ("study.datasets", ["twomoons", "svhn"], "study.datasets = 'svhn'"),
+    ("prepare.datasets", ["twomoons", "mnist"], "study.datasets = 'repeated_mnist': must also be in prepare.datasets"),
+    ("prepare.datasets", ["mnist", "mnist"], "prepare.datasets = ['mnist', 'mnist']: names must not repeat"),
     ("compute.device", "tpu", "compute.device = 'tpu'"),
     ("compute.threads", 0, "compute.threads = 0"),
     ("prepare.mnist.n_validation", 0, "prepare.mnist.n_validation = 0"),
@@ -80,7 +89,7 @@ BAD = [
     ("learn.mnist.train.precision", "float16", "learn.mnist.train.precision = 'float16': must be float32 or bfloat16"),
     ("learn.mnist.train.patience", -1, "learn.mnist.train.patience = -1"),
     ("prepare.repeated_mnist.repeats", 0, "prepare.repeated_mnist.repeats = 0"),
-    ("learn.repeated_mnist.budget", 200_000, "must not exceed the pool (179700 points)"),
+    ("learn.repeated_mnist.budget", 200_000, "must not exceed the repeated_mnist pool (179700 points)"),
 ]
 
 

@@ -15,6 +15,11 @@ pytestmark = pytest.mark.smoke
 
 TINY = [
     "run.strategies=[random,max_entropy,bald,batchbald]",
+    "study.datasets=[twomoons]",
+    "study.strategies=[bald,batchbald]",
+    "study.acquisition_sizes=[1,3]",
+    "study.seeds=[0]",
+    "study.budget=10",
     "learn.twomoons.budget=10",
     "learn.twomoons.train.steps=30",
     "learn.mnist.budget=40",
@@ -41,7 +46,7 @@ def repo(tmp_path_factory):
     copy = tmp_path_factory.mktemp("pipeline") / "bal"
     files = sh("git", "ls-files", "--cached", "--others", "--exclude-standard", cwd=ROOT).stdout.split()
     for name in files:
-        if (ROOT / name).is_file() and not name.startswith(("data/runs/", "metrics/", "plots/")) and name != "dvc.lock":
+        if (ROOT / name).is_file() and not name.startswith(("data/runs/", "data/study/", "metrics/", "plots/")) and name != "dvc.lock":
             (copy / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, copy / name)
     sh("git", "init", "-q", cwd=copy)
@@ -52,7 +57,7 @@ def repo(tmp_path_factory):
 
 def test_experiment_runs_end_to_end(repo):
     datasets = "[twomoons,mnist]" if os.environ.get("BAL_MNIST_RAW") else "[twomoons]"
-    args = [f"run.datasets={datasets}", *TINY]
+    args = [f"run.datasets={datasets}", f"prepare.datasets={datasets}", *TINY]
     out = sh("dvc", "exp", "run", *[a for s in args for a in ("-S", s)], cwd=repo)
     assert "learn@twomoons-bald-0" in out.stdout
 
@@ -79,7 +84,8 @@ def test_experiment_runs_end_to_end(repo):
 
 def test_bad_param_fails_cleanly_without_output(repo):
     result = sh("dvc", "exp", "run", "-S", "learn.twomoons.acquisition_size=-2", "-S", "run.datasets=[twomoons]",
-                "-S", "run.strategies=[bald]", cwd=repo, check=False)
+                "-S", "prepare.datasets=[twomoons]", "-S", "study.datasets=[twomoons]", "-S", "run.strategies=[bald]",
+                cwd=repo, check=False)
     assert result.returncode != 0
     assert "learn.twomoons.acquisition_size = -2: must be at least 1" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr

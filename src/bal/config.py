@@ -62,6 +62,7 @@ class RepeatedMnistPrepare(MnistPrepare):
 
 @dataclass(frozen=True)
 class Prepare:
+    datasets: list[str]  # the prepared folders: every dataset of run.datasets and study.datasets
     twomoons: TwoMoonsPrepare = field(default_factory=TwoMoonsPrepare)
     mnist: MnistPrepare = field(default_factory=MnistPrepare)
     repeated_mnist: RepeatedMnistPrepare = field(default_factory=RepeatedMnistPrepare)
@@ -108,11 +109,32 @@ class Learns:
 
 
 @dataclass(frozen=True)
+class Study:
+    """Issue #5's grid: every dataset x strategy x acquisition size x seed, each run to ``budget`` labels
+    with the rest of ``learn.<dataset>``."""
+
+    datasets: list[str]
+    strategies: list[str]
+    acquisition_sizes: list[int]
+    seeds: list[int]
+    budget: int = 300
+
+
+@dataclass(frozen=True)
 class Params:
     run: Run
     compute: Compute
     prepare: Prepare
     learn: Learns
+    study: Study
+
+    def study_learn(self, dataset: str, acquisition_size: int) -> Learn:
+        """``learn.<dataset>`` with one of the study's acquisition sizes and the study's budget."""
+        if acquisition_size not in self.study.acquisition_sizes:
+            raise ConfigError(f"acquisition size {acquisition_size} is not in study.acquisition_sizes "
+                              f"{self.study.acquisition_sizes}.")
+        return dataclasses.replace(getattr(self.learn, dataset), acquisition_size=acquisition_size,
+                                   budget=self.study.budget)
 
     def pool_size(self, dataset: str) -> int:
         if dataset == "twomoons":
@@ -171,18 +193,32 @@ def _require(ok: bool, key: str, value, allowed: str) -> None:
         raise ConfigError(f"{key} = {value!r}: {allowed}.")
 
 
+def _check_names(key: str, names: list, known: list[str]) -> None:
+    for name in names:
+        _require(name in known, key, name, f"unknown name; known: {', '.join(known)}")
+    _require(len(set(names)) == len(names), key, names, "names must not repeat")
+
+
+def _check_seeds(key: str, seeds: list[int]) -> None:
+    for seed in seeds:
+        _require(seed >= 0, key, seed, "seeds must be non-negative integers")
+    _require(len(set(seeds)) == len(seeds), key, seeds, "seeds must not repeat")
+
+
 def _check(params: Params) -> None:
-    run = params.run
-    for key, names, known in [
-        ("run.datasets", run.datasets, list(CLASSES)),
-        ("run.strategies", run.strategies, list(REGISTRY)),
-    ]:
+    run, study = params.run, params.study
+    _check_names("run.datasets", run.datasets, list(CLASSES))
+    _check_names("run.strategies", run.strategies, list(REGISTRY))
+    _check_seeds("run.seeds", run.seeds)
+    _check_names("study.datasets", study.datasets, list(CLASSES))
+    _check_names("prepare.datasets", params.prepare.datasets, list(CLASSES))
+    for key, names in (("run.datasets", run.datasets), ("study.datasets", study.datasets)):
         for name in names:
-            _require(name in known, key, name, f"unknown name; known: {', '.join(known)}")
-        _require(len(set(names)) == len(names), key, names, "names must not repeat")
-    for seed in run.seeds:
-        _require(seed >= 0, "run.seeds", seed, "seeds must be non-negative integers")
-    _require(len(set(run.seeds)) == len(run.seeds), "run.seeds", run.seeds, "seeds must not repeat")
+            _require(name in params.prepare.datasets, key, name, "must also be in prepare.datasets, which prepares it")
+    _check_names("study.strategies", study.strategies, list(REGISTRY))
+    _check_seeds("study.seeds", study.seeds)
+    _require(len(set(study.acquisition_sizes)) == len(study.acquisition_sizes), "study.acquisition_sizes",
+             study.acquisition_sizes, "sizes must not repeat")
     _require(params.compute.device in ("auto", "cpu", "cuda") or params.compute.device.startswith("cuda:"),
              "compute.device", params.compute.device, "must be auto, cpu, cuda or cuda:N")
     _require(params.compute.threads >= 1, "compute.threads", params.compute.threads, "must be at least 1")
@@ -199,39 +235,51 @@ def _check(params: Params) -> None:
     _require(repeated.repeats >= 1, "prepare.repeated_mnist.repeats", repeated.repeats, "must be at least 1")
     _require(repeated.noise_std >= 0, "prepare.repeated_mnist.noise_std", repeated.noise_std, "must be non-negative")
 
-    needs_samples = [s for s in run.strategies if REGISTRY[s].needs_samples]
     for dataset in CLASSES:
-        learn: Learn = getattr(params.learn, dataset)
-        key = f"learn.{dataset}"
-        pool = params.pool_size(dataset)
-        initial = learn.initial_per_class * CLASSES[dataset]
-        _require(learn.model in MODELS, f"{key}.model", learn.model, f"known models: {', '.join(MODELS)}")
-        _require(learn.initial_per_class >= 1, f"{key}.initial_per_class", learn.initial_per_class, "must be at least 1")
-        _require(learn.acquisition_size >= 1, f"{key}.acquisition_size", learn.acquisition_size, "must be at least 1")
-        _require(learn.budget > initial, f"{key}.budget", learn.budget,
-                 f"must exceed the initial labelled set ({initial} = initial_per_class x {CLASSES[dataset]} classes)")
-        _require(learn.budget <= pool, f"{key}.budget", learn.budget, f"must not exceed the pool ({pool} points)")
-        _require(learn.mc_samples >= (2 if needs_samples else 1), f"{key}.mc_samples", learn.mc_samples,
-                 f"must be at least 2 for {', '.join(needs_samples)}" if needs_samples else "must be at least 1")
-        if learn.pool_subset is not None:
-            copies = repeated.repeats if dataset == "repeated_mnist" else 1  # originals are drawn with all their copies
-            low = learn.acquisition_size * copies
-            _require(low <= learn.pool_subset <= pool, f"{key}.pool_subset", learn.pool_subset,
-                     f"must be null or between {low} (acquisition_size x copies of each original) and the pool ({pool} points)")
-        train = learn.train
-        for name in ("steps", "batch_size"):
-            _require(getattr(train, name) >= 1, f"{key}.train.{name}", getattr(train, name), "must be at least 1")
-        _require(train.learning_rate > 0, f"{key}.train.learning_rate", train.learning_rate, "must be positive")
-        _require(train.weight_decay >= 0, f"{key}.train.weight_decay", train.weight_decay, "must be non-negative")
-        _require(train.precision in ("float32", "bfloat16"), f"{key}.train.precision", train.precision,
-                 "must be float32 or bfloat16")
-        for name in ("eval_every", "patience", "epochs"):
-            _require(getattr(train, name) >= 0, f"{key}.train.{name}", getattr(train, name), "must be non-negative")
-        options = learn.options
-        _require(options.batchbald.max_configurations >= 1, f"{key}.options.batchbald.max_configurations",
-                 options.batchbald.max_configurations, "must be at least 1")
-        _require(options.power_bald.beta >= 0, f"{key}.options.power_bald.beta", options.power_bald.beta,
-                 "must be non-negative")
+        _check_learn(params, dataset, getattr(params.learn, dataset), f"learn.{dataset}", run.strategies)
+    for dataset in study.datasets:
+        for size in study.acquisition_sizes:
+            _check_learn(params, dataset, params.study_learn(dataset, size), f"learn.{dataset}", study.strategies,
+                         size_key="study.acquisition_sizes", budget_key="study.budget")
+
+
+def _check_learn(
+    params: Params, dataset: str, learn: Learn, key: str, strategies: list[str],
+    size_key: str | None = None, budget_key: str | None = None,
+) -> None:
+    """The checks of one ``learn.<dataset>``; the study's sizes and budget are named by their own keys."""
+    size_key, budget_key = size_key or f"{key}.acquisition_size", budget_key or f"{key}.budget"
+    needs_samples = [s for s in strategies if REGISTRY[s].needs_samples]
+    pool = params.pool_size(dataset)
+    initial = learn.initial_per_class * CLASSES[dataset]
+    _require(learn.model in MODELS, f"{key}.model", learn.model, f"known models: {', '.join(MODELS)}")
+    _require(learn.initial_per_class >= 1, f"{key}.initial_per_class", learn.initial_per_class, "must be at least 1")
+    _require(learn.acquisition_size >= 1, size_key, learn.acquisition_size, "must be at least 1")
+    _require(learn.budget > initial, budget_key, learn.budget,
+             f"must exceed the initial labelled set of {dataset} ({initial} = initial_per_class x {CLASSES[dataset]} classes)")
+    _require(learn.budget <= pool, budget_key, learn.budget, f"must not exceed the {dataset} pool ({pool} points)")
+    _require(learn.mc_samples >= (2 if needs_samples else 1), f"{key}.mc_samples", learn.mc_samples,
+             f"must be at least 2 for {', '.join(needs_samples)}" if needs_samples else "must be at least 1")
+    if learn.pool_subset is not None:
+        copies = params.prepare.repeated_mnist.repeats if dataset == "repeated_mnist" else 1  # originals come with all copies
+        low = learn.acquisition_size * copies
+        _require(low <= learn.pool_subset <= pool, f"{key}.pool_subset", learn.pool_subset,
+                 f"must be null or between {low} ({size_key.rsplit('.', 1)[-1]} {learn.acquisition_size} x {copies} "
+                 f"copies of each original) and the pool ({pool} points)")
+    train = learn.train
+    for name in ("steps", "batch_size"):
+        _require(getattr(train, name) >= 1, f"{key}.train.{name}", getattr(train, name), "must be at least 1")
+    _require(train.learning_rate > 0, f"{key}.train.learning_rate", train.learning_rate, "must be positive")
+    _require(train.weight_decay >= 0, f"{key}.train.weight_decay", train.weight_decay, "must be non-negative")
+    _require(train.precision in ("float32", "bfloat16"), f"{key}.train.precision", train.precision,
+             "must be float32 or bfloat16")
+    for name in ("eval_every", "patience", "epochs"):
+        _require(getattr(train, name) >= 0, f"{key}.train.{name}", getattr(train, name), "must be non-negative")
+    options = learn.options
+    _require(options.batchbald.max_configurations >= 1, f"{key}.options.batchbald.max_configurations",
+             options.batchbald.max_configurations, "must be at least 1")
+    _require(options.power_bald.beta >= 0, f"{key}.options.power_bald.beta", options.power_bald.beta,
+             "must be non-negative")
 
 
 def load_params(path: Path) -> Params:
