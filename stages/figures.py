@@ -22,14 +22,10 @@ from bal.io import atomic_write_bytes
 from bal.loop import fit
 from bal.models import MODELS
 from bal.plotting import acquired_classes, bald_terms, decision_maps, learning_curves, render
-from bal.results import read_runs
+from bal.results import GAL_2017, read_runs
 from common import fails_cleanly
 
 app = typer.Typer(add_completion=False)
-
-# Gal, Islam & Ghahramani 2017, Table 1: labels needed to reach 10% and 5% test error on MNIST.
-GAL_2017 = {"bald": {145: 90, 335: 95}, "variation_ratios": {120: 90, 295: 95},
-            "max_entropy": {165: 90, 355: 95}, "random": {255: 90, 835: 95}}
 
 
 def write(out: Path, name: str, fig) -> None:

@@ -76,10 +76,15 @@ def test_experiment_runs_end_to_end(repo):
         assert pd.read_csv(repo / "data/runs/mnist/bald/0/curve.csv").n_labelled.tolist() == [20, 30, 40]
         assert {"mnist_curves.png", "mnist_acquired_classes.png"} <= figures
 
+    study = json.loads((repo / "metrics/study.json").read_text())
+    assert set(study["twomoons"]) == {"b1", "b3"} and set(study["twomoons"]["b3"]) == {"bald", "batchbald"}
+    assert pd.read_csv(repo / "data/study/twomoons/bald/b3/0/curve.csv").n_labelled.tolist() == [4, 7, 10]
+    assert (repo / "plots/study/twomoons_curves.png").is_file()
+
     assert "learn.twomoons.budget" in sh("dvc", "params", "diff", cwd=repo).stdout
     assert "final_accuracy" in sh("dvc", "metrics", "show", cwd=repo).stdout
     assert "dvc_plots" in sh("dvc", "plots", "show", cwd=repo).stdout
-    assert "data/runs" not in sh("dvc", "status", cwd=repo).stdout  # everything up to date
+    assert "data/" not in sh("dvc", "status", cwd=repo).stdout  # everything up to date
 
 
 def test_bad_param_fails_cleanly_without_output(repo):

@@ -37,6 +37,26 @@ def _accuracy_table(by_seed: dict[int, pd.DataFrame]) -> pd.DataFrame:
     return pd.concat([c.set_index("n_labelled").test_accuracy * 100 for c in by_seed.values()], axis=1)
 
 
+def _draw_curves(ax, curves: dict[str, dict[int, pd.DataFrame]], references: dict[str, dict[int, float]] | None) -> None:
+    for i, (strategy, by_seed) in enumerate(curves.items()):
+        colour, acc = PALETTE[i % len(PALETTE)], _accuracy_table(by_seed)
+        mean, std = acc.mean(axis=1), acc.std(axis=1, ddof=0).fillna(0)
+        seeds = len(by_seed)
+        ax.plot(mean.index, mean, color=colour, lw=1.4, label=f"{strategy} ({seeds} seed{'s' * (seeds > 1)})")
+        ax.fill_between(mean.index, mean - std, mean + std, color=colour, alpha=0.18, linewidth=0)
+        for labels, accuracy in (references or {}).get(strategy, {}).items():
+            ax.plot(labels, accuracy, MARKERS[i % len(MARKERS)], mfc="none", mec=colour, ms=7, mew=1.5)
+    ax.set_xlabel("labelled samples")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3)
+
+
+def _legend(ax, references: bool) -> None:
+    if references:
+        ax.plot([], [], "o", mfc="none", mec="grey", label="published (hollow markers)")
+    ax.legend(loc="lower right")
+
+
 def learning_curves(
     curves: dict[str, dict[int, pd.DataFrame]],
     title: str,
@@ -51,25 +71,35 @@ def learning_curves(
     panels = 2 if zoom else 1
     fig, axes = plt.subplots(1, panels, figsize=(6.4 * panels * 0.8, 4.0), layout="constrained", squeeze=False)
     for ax, ylim in zip(axes[0], [None, zoom]):
-        for i, (strategy, by_seed) in enumerate(curves.items()):
-            colour, acc = PALETTE[i % len(PALETTE)], _accuracy_table(by_seed)
-            mean, std = acc.mean(axis=1), acc.std(axis=1, ddof=0).fillna(0)
-            seeds = len(by_seed)
-            ax.plot(mean.index, mean, color=colour, lw=1.4, label=f"{strategy} ({seeds} seed{'s' * (seeds > 1)})")
-            ax.fill_between(mean.index, mean - std, mean + std, color=colour, alpha=0.18, linewidth=0)
-            for labels, accuracy in (references or {}).get(strategy, {}).items():
-                ax.plot(labels, accuracy, MARKERS[i % len(MARKERS)], mfc="none", mec=colour, ms=7, mew=1.5)
-        ax.set_xlabel("labelled samples")
-        ax.set_ylabel("test accuracy (%)")
-        ax.grid(alpha=0.3)
+        _draw_curves(ax, curves, references)
         if ylim:
             ax.set_ylim(*ylim)
             ax.set_title(f"zoom: {ylim[0]:g}-{ylim[1]:g}%")
     axes[0][0].set_title(title)
     axes[0][0].legend(loc="lower right")
     if references:
-        axes[0][-1].plot([], [], "o", mfc="none", mec="grey", label="published (hollow markers)")
-        axes[0][-1].legend(loc="lower right")
+        _legend(axes[0][-1], True)
+    return fig
+
+
+def curves_by_size(
+    panels: dict[int, dict[str, dict[int, pd.DataFrame]]],
+    title: str,
+    references: dict[int, dict[str, dict[int, float]]] | None = None,
+    ylim: tuple[float, float] | None = None,
+) -> plt.Figure:
+    """One learning-curve panel per acquisition size (``panels[size]`` = curves as in
+    :func:`learning_curves`), sharing the y axis; ``references[size]`` as there."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), layout="constrained", sharey=True,
+                             squeeze=False)
+    for ax, (size, curves) in zip(axes[0], panels.items()):
+        refs = (references or {}).get(size)
+        _draw_curves(ax, curves, refs)
+        ax.set_title(f"acquisition size {size}")
+        if ylim:
+            ax.set_ylim(*ylim)
+        _legend(ax, bool(refs))
+    fig.suptitle(title)
     return fig
 
 

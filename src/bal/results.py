@@ -12,16 +12,32 @@ from bal.data import DataError
 
 THRESHOLDS = (0.90, 0.95, 0.97)
 
+# Published MNIST numbers. Gal, Islam & Ghahramani 2017, Table 1: labels to 10% and 5% test error,
+# as {strategy: {labels: accuracy %}} marks; Table 2: test error (%) at 1,000 labels.
+GAL_2017 = {"bald": {145: 90, 335: 95}, "variation_ratios": {120: 90, 295: 95},
+            "max_entropy": {165: 90, 355: 95}, "random": {255: 90, 835: 95}}
+GAL_2017_ERROR_AT_1000 = {"bald": 1.80, "variation_ratios": 1.64, "max_entropy": 1.74, "random": 4.66}
+# Kirsch, van Amersfoort & Gal 2019 (BatchBALD), official runs: median labels to 90% / 95% by acquisition
+# size (BALD b=10 had not reached 95% at 260 labels, so it has no 95% mark).
+BATCHBALD_2019 = {10: {"batchbald": {105: 90, 225: 95}, "bald": {155: 90}}, 5: {"batchbald": {95: 90, 195: 95}}}
 
-def read_runs(runs: Path, dataset: str, strategies: list[str], seeds: list[int], name: str) -> dict:
-    """``{strategy: {seed: table}}`` of the learn stages' ``name`` CSVs (curve.csv or acquired.csv)."""
+
+def read_runs(
+    runs: Path, dataset: str, strategies: list[str], seeds: list[int], name: str, size: int | None = None
+) -> dict:
+    """``{strategy: {seed: table}}`` of the learn stages' ``name`` CSVs (curve.csv or acquired.csv),
+    or with ``size`` of the study stages' with that acquisition size."""
     tables = {}
     for strategy in strategies:
         tables[strategy] = {}
         for seed in seeds:
-            path = runs / dataset / strategy / str(seed) / name
+            if size is None:
+                path, stage = runs / dataset / strategy / str(seed) / name, f"learn@{dataset}-{strategy}-{seed}"
+            else:
+                path = runs / dataset / strategy / f"b{size}" / str(seed) / name
+                stage = f"study@{dataset}-{strategy}-{size}-{seed}"
             if not path.is_file():
-                raise DataError(f"{path} is missing; run its learn stage (dvc repro learn@{dataset}-{strategy}-{seed}).")
+                raise DataError(f"{path} is missing; run its stage (dvc repro {stage}).")
             tables[strategy][seed] = pd.read_csv(path)
     return tables
 

@@ -1,0 +1,46 @@
+"""Stage study_summary: the study grid's curves -> metrics/study.json and one figure per dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from bal.config import load_params
+from bal.io import atomic_write_bytes, write_json
+from bal.plotting import curves_by_size, render
+from bal.results import BATCHBALD_2019, read_runs, summarise
+from common import fails_cleanly
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+@fails_cleanly
+def main(
+    runs: Path = typer.Option(..., help="folder holding <dataset>/<strategy>/b<size>/<seed>/curve.csv"),
+    metrics: Path = typer.Option(..., help="summary JSON to write"),
+    plots: Path = typer.Option(..., help="folder for <dataset>_curves.png and .svg"),
+    params_path: Path = typer.Option(Path("params.yaml"), "--params"),
+) -> None:
+    study = load_params(params_path).study
+    summary = {}
+    for dataset in study.datasets:
+        panels = {size: read_runs(runs, dataset, study.strategies, study.seeds, "curve.csv", size)
+                  for size in study.acquisition_sizes}
+        summary[dataset] = {f"b{size}": {strategy: summarise(by_seed) for strategy, by_seed in curves.items()}
+                            for size, curves in panels.items()}
+        references = BATCHBALD_2019 if dataset == "mnist" else None
+        title = f"{dataset}: test accuracy vs labelled samples" + (" (hollow: BatchBALD paper)" if references else "")
+        for fmt, data in render(curves_by_size(panels, title, references, (60, 100))).items():
+            atomic_write_bytes(plots / f"{dataset}_curves.{fmt}", data)
+    write_json(metrics, summary)
+    for dataset, by_size in summary.items():
+        for size, by_strategy in by_size.items():
+            for strategy, s in by_strategy.items():
+                typer.echo(f"{dataset:15} {size:>4} {strategy:11} to 90%: {s['labels_to_90']}  "
+                           f"to 95%: {s['labels_to_95']}  final {s['final_accuracy']:.4f} at {s['final_labels']}")
+
+
+if __name__ == "__main__":
+    app()
