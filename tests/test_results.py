@@ -23,7 +23,9 @@ def test_auc_is_mean_accuracy_over_label_range():
 def test_summary_medians_and_never_reached():
     s = summarise({0: curve([0.8, 0.9, 0.95]), 1: curve([0.9, 0.9, 0.93]), 2: curve([0.85, 0.92, 0.94])})
     assert s["labels_to_90"] == 30  # median of 30, 20, 30
+    assert s["labels_to_90_by_seed"] == [30, 20, 30]
     assert s["labels_to_95"] is None  # two of three seeds never reach it
+    assert s["labels_to_95_by_seed"] == [40, None, None]
     assert s["final_accuracy"] == pytest.approx((0.95 + 0.93 + 0.94) / 3)
     assert s["seeds"] == [0, 1, 2]
 

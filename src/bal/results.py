@@ -61,12 +61,14 @@ def _finite_or_none(x: float) -> int | None:
 
 
 def summarise(curves: dict[int, pd.DataFrame]) -> dict:
-    """One strategy's metrics over its seeds (``curves`` maps seed -> curve)."""
+    """One strategy's metrics over its seeds (``curves`` maps seed -> curve): labels to each accuracy
+    threshold (median, and per seed; None where not reached), final accuracy (mean, std), AUC."""
     finals = [c.test_accuracy.iloc[-1] for c in curves.values()]
-    summary = {
-        f"labels_to_{round(t * 100)}": _finite_or_none(statistics.median(labels_to(c, t) for c in curves.values()))
-        for t in THRESHOLDS
-    }
+    summary = {}
+    for t in THRESHOLDS:
+        by_seed = [labels_to(c, t) for c in curves.values()]
+        summary[f"labels_to_{round(t * 100)}"] = _finite_or_none(statistics.median(by_seed))
+        summary[f"labels_to_{round(t * 100)}_by_seed"] = [_finite_or_none(x) for x in by_seed]
     summary.update(
         final_accuracy=statistics.fmean(finals),
         final_accuracy_std=statistics.pstdev(finals),
