@@ -1,7 +1,12 @@
-"""Stage study_summary: the study grid's curves -> metrics/study.json and one figure per dataset."""
+"""Stage study_summary: the study grid's curves -> metrics/study.json and one figure per dataset.
+
+On Repeated-MNIST it also records ``copies_acquired``: the fraction of acquired points that were a
+copy of an original already acquired (mean over seeds), the redundancy BatchBALD exists to avoid.
+"""
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 import typer
@@ -9,7 +14,7 @@ import typer
 from bal.config import load_params
 from bal.io import atomic_write_bytes, write_json
 from bal.plotting import curves_by_size, render
-from bal.results import BATCHBALD_2019, read_runs, summarise
+from bal.results import BATCHBALD_2019, copies_acquired, read_runs, summarise
 from common import fails_cleanly
 
 app = typer.Typer(add_completion=False)
@@ -23,13 +28,21 @@ def main(
     plots: Path = typer.Option(..., help="folder for <dataset>_curves.png and .svg"),
     params_path: Path = typer.Option(Path("params.yaml"), "--params"),
 ) -> None:
-    study = load_params(params_path).study
+    params = load_params(params_path)
+    study = params.study
     summary = {}
     for dataset in study.datasets:
         panels = {size: read_runs(runs, dataset, study.strategies, study.seeds, "curve.csv", size)
                   for size in study.acquisition_sizes}
         summary[dataset] = {f"b{size}": {strategy: summarise(by_seed) for strategy, by_seed in curves.items()}
                             for size, curves in panels.items()}
+        if dataset == "repeated_mnist":
+            n_originals = params.pool_size(dataset) // params.prepare.repeated_mnist.repeats
+            for size in study.acquisition_sizes:
+                acquired = read_runs(runs, dataset, study.strategies, study.seeds, "acquired.csv", size)
+                for strategy, by_seed in acquired.items():
+                    summary[dataset][f"b{size}"][strategy]["copies_acquired"] = statistics.fmean(
+                        copies_acquired(table, n_originals) for table in by_seed.values())
         references = BATCHBALD_2019 if dataset == "mnist" else None
         title = f"{dataset}: test accuracy vs labelled samples" + (" (hollow: BatchBALD paper)" if references else "")
         for fmt, data in render(curves_by_size(panels, title, references, (60, 100))).items():

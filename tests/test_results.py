@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from bal.results import labels_to, normalised_auc, summarise, wide_table
+from bal.results import copies_acquired, labels_to, normalised_auc, summarise, wide_table
 
 
 def curve(accs, start=20, step=10):
@@ -34,3 +34,9 @@ def test_wide_table_means_over_seeds():
     table = wide_table({"bald": {0: curve([0.5, 0.7]), 1: curve([0.7, 0.9])}, "random": {0: curve([0.4, 0.6])}})
     assert list(table.columns) == ["n_labelled", "bald", "random"]
     assert table.bald.tolist() == pytest.approx([0.6, 0.8])
+
+
+def test_copies_acquired_counts_repeats_of_an_original():
+    acquired = pd.DataFrame({"pool_index": [3, 13, 5, 23, 8]})  # originals mod 10: 3, 3, 5, 3, 8
+    assert copies_acquired(acquired, 10) == pytest.approx(2 / 5)
+    assert copies_acquired(acquired, 100) == 0.0

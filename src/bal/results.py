@@ -79,6 +79,13 @@ def summarise(curves: dict[int, pd.DataFrame]) -> dict:
     return summary
 
 
+def copies_acquired(acquired: pd.DataFrame, n_originals: int) -> float:
+    """The fraction of acquired points whose original (pool index mod ``n_originals``) had already been
+    acquired, in an earlier round or earlier in the same batch: on Repeated-MNIST, wasted labels."""
+    original = acquired.pool_index % n_originals
+    return float(original.duplicated().mean()) if len(original) else 0.0
+
+
 def wide_table(curves: dict[str, dict[int, pd.DataFrame]], column: str = "test_accuracy") -> pd.DataFrame:
     """n_labelled plus one column per strategy: ``column`` averaged over seeds."""
     columns = [
