@@ -25,7 +25,7 @@ def main(
     run = load_params(params_path).run
     summary = {}
     for dataset in run.datasets:
-        curves = read_runs(runs, dataset, run.strategies, run.seeds, "curve.csv")
+        curves = read_runs(runs, dataset, run.strategies, run.seeds, "curve.csv", missing_ok=True)
         summary[dataset] = {strategy: summarise(by_seed) for strategy, by_seed in curves.items()}
         write_csv(plots / f"{dataset}.csv", wide_table(curves))
     write_json(metrics, summary)

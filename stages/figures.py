@@ -87,13 +87,13 @@ def main(
     torch.set_num_threads(params.compute.threads)
     run = params.run
     for dataset in run.datasets:
-        curves = read_runs(runs, dataset, run.strategies, run.seeds, "curve.csv")
+        curves = read_runs(runs, dataset, run.strategies, run.seeds, "curve.csv", missing_ok=True)
         mnist_like = dataset != "twomoons"
         references = GAL_2017 if dataset == "mnist" else None
         title = f"{dataset}: test accuracy vs labelled samples" + (" (hollow: Gal et al. 2017)" if references else "")
         write(out, f"{dataset}_curves", learning_curves(curves, title, references, (85, 100) if mnist_like else None))
         if mnist_like:
-            tables = read_runs(runs, dataset, run.strategies, run.seeds, "acquired.csv")
+            tables = read_runs(runs, dataset, run.strategies, run.seeds, "acquired.csv", missing_ok=True)
             counts = pd.DataFrame({s: pd.concat(t.values()).label.value_counts() / len(t) for s, t in tables.items()})
             counts = counts.T.reindex(columns=range(10)).fillna(0)
             write(out, f"{dataset}_acquired_classes",

@@ -32,14 +32,14 @@ def main(
     study = params.study
     summary = {}
     for dataset in study.datasets:
-        panels = {size: read_runs(runs, dataset, study.strategies, study.seeds, "curve.csv", size)
-                  for size in study.acquisition_sizes}
+        grid = (runs, dataset, study.strategies, study.seeds)
+        panels = {size: read_runs(*grid, "curve.csv", size, missing_ok=True) for size in study.acquisition_sizes}
         summary[dataset] = {f"b{size}": {strategy: summarise(by_seed) for strategy, by_seed in curves.items()}
                             for size, curves in panels.items()}
         if dataset == "repeated_mnist":
             n_originals = params.pool_size(dataset) // params.prepare.repeated_mnist.repeats
             for size in study.acquisition_sizes:
-                acquired = read_runs(runs, dataset, study.strategies, study.seeds, "acquired.csv", size)
+                acquired = read_runs(*grid, "acquired.csv", size, missing_ok=True)
                 for strategy, by_seed in acquired.items():
                     summary[dataset][f"b{size}"][strategy]["copies_acquired"] = statistics.fmean(
                         copies_acquired(table, n_originals) for table in by_seed.values())

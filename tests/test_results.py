@@ -1,7 +1,8 @@
 import pandas as pd
 import pytest
 
-from bal.results import copies_acquired, labels_to, normalised_auc, summarise, wide_table
+from bal.data import DataError
+from bal.results import copies_acquired, labels_to, normalised_auc, read_runs, summarise, wide_table
 
 
 def curve(accs, start=20, step=10):
@@ -40,3 +41,16 @@ def test_copies_acquired_counts_repeats_of_an_original():
     acquired = pd.DataFrame({"pool_index": [3, 13, 5, 23, 8]})  # originals mod 10: 3, 3, 5, 3, 8
     assert copies_acquired(acquired, 10) == pytest.approx(2 / 5)
     assert copies_acquired(acquired, 100) == 0.0
+
+
+def test_read_runs_missing_is_an_error_or_a_named_warning(tmp_path):
+    for strategy, seed in (("bald", 0), ("bald", 1), ("random", 0)):
+        (tmp_path / "mnist" / strategy / "b4" / str(seed)).mkdir(parents=True)
+        curve([0.5, 0.9]).to_csv(tmp_path / "mnist" / strategy / "b4" / str(seed) / "curve.csv", index=False)
+    with pytest.raises(DataError, match="dvc repro study@mnist-random-4-1"):
+        read_runs(tmp_path, "mnist", ["bald", "random"], [0, 1], "curve.csv", 4)
+    with pytest.warns(UserWarning) as record:
+        tables = read_runs(tmp_path, "mnist", ["bald", "random", "margin"], [0, 1], "curve.csv", 4, missing_ok=True)
+    named = sorted(str(w.message).split("stage ")[1].split(")")[0] for w in record)
+    assert named == ["study@mnist-margin-4-0", "study@mnist-margin-4-1", "study@mnist-random-4-1"]
+    assert {s: sorted(t) for s, t in tables.items()} == {"bald": [0, 1], "random": [0]}

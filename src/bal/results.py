@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -23,10 +24,15 @@ BATCHBALD_2019 = {10: {"batchbald": {105: 90, 225: 95}, "bald": {155: 90}}, 5: {
 
 
 def read_runs(
-    runs: Path, dataset: str, strategies: list[str], seeds: list[int], name: str, size: int | None = None
+    runs: Path, dataset: str, strategies: list[str], seeds: list[int], name: str, size: int | None = None,
+    missing_ok: bool = False,
 ) -> dict:
     """``{strategy: {seed: table}}`` of the learn stages' ``name`` CSVs (curve.csv or acquired.csv),
-    or with ``size`` of the study stages' with that acquisition size."""
+    or with ``size`` of the study stages' with that acquisition size.
+
+    A missing run is an error, or with ``missing_ok`` a warning naming its stage, so that a grid
+    that is still running can be summarised (each summary lists the seeds it holds).
+    """
     tables = {}
     for strategy in strategies:
         tables[strategy] = {}
@@ -36,10 +42,13 @@ def read_runs(
             else:
                 path = runs / dataset / strategy / f"b{size}" / str(seed) / name
                 stage = f"study@{dataset}-{strategy}-{size}-{seed}"
-            if not path.is_file():
+            if path.is_file():
+                tables[strategy][seed] = pd.read_csv(path)
+            elif missing_ok:
+                warnings.warn(f"{path} is missing (stage {stage}); summarising without it.", stacklevel=2)
+            else:
                 raise DataError(f"{path} is missing; run its stage (dvc repro {stage}).")
-            tables[strategy][seed] = pd.read_csv(path)
-    return tables
+    return {strategy: by_seed for strategy, by_seed in tables.items() if by_seed}
 
 
 def labels_to(curve: pd.DataFrame, accuracy: float) -> float:
