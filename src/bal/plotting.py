@@ -37,8 +37,12 @@ def _accuracy_table(by_seed: dict[int, pd.DataFrame]) -> pd.DataFrame:
     return pd.concat([c.set_index("n_labelled").test_accuracy * 100 for c in by_seed.values()], axis=1)
 
 
-def _draw_curves(ax, curves: dict[str, dict[int, pd.DataFrame]], references: dict[str, dict[int, float]] | None) -> None:
-    for i, (strategy, by_seed) in enumerate(curves.items()):
+def _draw_curves(
+    ax, curves: dict[str, dict[int, pd.DataFrame]], references: dict[str, dict[int, float]] | None, order: list[str]
+) -> None:
+    """Curves with bands; a strategy's colour and marker come from its place in ``order``."""
+    for strategy, by_seed in curves.items():
+        i = order.index(strategy)
         colour, acc = PALETTE[i % len(PALETTE)], _accuracy_table(by_seed)
         mean, std = acc.mean(axis=1), acc.std(axis=1, ddof=0).fillna(0)
         seeds = len(by_seed)
@@ -71,7 +75,7 @@ def learning_curves(
     panels = 2 if zoom else 1
     fig, axes = plt.subplots(1, panels, figsize=(6.4 * panels * 0.8, 4.0), layout="constrained", squeeze=False)
     for ax, ylim in zip(axes[0], [None, zoom]):
-        _draw_curves(ax, curves, references)
+        _draw_curves(ax, curves, references, list(curves))
         if ylim:
             ax.set_ylim(*ylim)
             ax.set_title(f"zoom: {ylim[0]:g}-{ylim[1]:g}%")
@@ -92,13 +96,17 @@ def curves_by_size(
     :func:`learning_curves`), sharing the y axis; ``references[size]`` as there."""
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), layout="constrained", sharey=True,
                              squeeze=False)
+    order = list(dict.fromkeys(strategy for curves in panels.values() for strategy in curves))
     for ax, (size, curves) in zip(axes[0], panels.items()):
         refs = (references or {}).get(size)
-        _draw_curves(ax, curves, refs)
+        _draw_curves(ax, curves, refs, order)
         ax.set_title(f"acquisition size {size}")
         if ylim:
             ax.set_ylim(*ylim)
-        _legend(ax, bool(refs))
+        if curves:
+            _legend(ax, bool(refs))
+        else:
+            ax.text(0.5, 0.5, "no runs yet", transform=ax.transAxes, ha="center", color="grey")
     fig.suptitle(title)
     return fig
 
