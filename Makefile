@@ -17,11 +17,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-# The learn stages are independent: run JOBS of them side by side (one torch thread each), then the rest.
+# The learn and study stages are independent: run JOBS of them side by side (one torch thread each),
+# then the rest (aggregate, study_summary, figures).
 JOBS ?= 2
 repro: setup
 	dvc repro prepare
-	dvc stage list --name-only | grep '^learn@' | xargs -P $(JOBS) -n 1 dvc repro --single-item
+	dvc stage list --name-only | grep -E '^(learn|study)@' | xargs -P $(JOBS) -n 1 dvc repro --single-item
 	dvc repro
 
 test: setup
