@@ -17,11 +17,11 @@ import numpy as np
 import torch
 import typer
 
-from bal.config import load_params
-from bal.data import initial_indices, load_prepared
+from bal.data import initial_indices
 from bal.inference import evaluate, predict_log_probs, predict_log_probs_naive
 from bal.loop import fit
 from bal.models import MODELS
+from common import mnist_setup
 
 
 def seconds(fn) -> float:
@@ -36,11 +36,7 @@ def main(
     naive_pool: int = typer.Option(500, help="pool size for the slow straightforward path"),
     fast_pool: int = typer.Option(10_000),
 ) -> None:
-    params = load_params(params_path)
-    learn = params.learn.mnist
-    torch.set_num_threads(params.compute.threads)
-    torch.use_deterministic_algorithms(True)
-    split = load_prepared(prepared)
+    learn, split = mnist_setup(params_path, prepared)
     make_model = MODELS[learn.model]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), settings from {params_path} (learn.mnist)")
 

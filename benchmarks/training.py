@@ -20,11 +20,11 @@ from pathlib import Path
 import torch
 import typer
 
-from bal.config import load_params
-from bal.data import initial_indices, load_prepared
+from bal.data import initial_indices
 from bal.inference import evaluate
 from bal.loop import TrainSettings, fit
 from bal.models import MODELS
+from common import mnist_setup
 
 
 def parse_setting(text: str, base: TrainSettings) -> TrainSettings:
@@ -45,11 +45,7 @@ def main(
     prepared: Path = typer.Option(Path("data/prepared/mnist")),
     params_path: Path = typer.Option(Path("params.yaml"), "--params"),
 ) -> None:
-    params = load_params(params_path)
-    learn = params.learn.mnist
-    torch.set_num_threads(params.compute.threads)
-    torch.use_deterministic_algorithms(True)
-    split = load_prepared(prepared)
+    learn, split = mnist_setup(params_path, prepared)
     seed_list = [int(s) for s in seeds.split(",")]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); test accuracy % per seed {seed_list}")
     print(f"{'setting':<40} {'labels':>6} {'accuracy per seed':>24} {'mean':>6} {'train s':>8}")
