@@ -1,7 +1,6 @@
 """The stage scripts as a user runs them: resume after SIGKILL, identical reruns, clean errors."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
