@@ -26,6 +26,8 @@ def main(
     summary = {}
     for dataset in run.datasets:
         curves = read_runs(runs, dataset, run.strategies, run.seeds, "curve.csv", missing_ok=True)
+        if not curves:
+            continue
         summary[dataset] = {strategy: summarise(by_seed) for strategy, by_seed in curves.items()}
         write_csv(plots / f"{dataset}.csv", wide_table(curves))
     write_json(metrics, summary)

@@ -88,6 +88,8 @@ def main(
     run = params.run
     for dataset in run.datasets:
         curves = read_runs(runs, dataset, run.strategies, run.seeds, "curve.csv", missing_ok=True)
+        if not curves:
+            continue
         mnist_like = dataset != "twomoons"
         references = GAL_2017 if dataset == "mnist" else None
         title = f"{dataset}: test accuracy vs labelled samples" + (" (hollow: Gal et al. 2017)" if references else "")

@@ -18,9 +18,9 @@ from bal.results import BATCHBALD_2019, GAL_2017, GAL_2017_ERROR_AT_1000
 def labels(s: dict, threshold: int) -> str:
     median, by_seed, budget = s[f"labels_to_{threshold}"], s[f"labels_to_{threshold}_by_seed"], s["final_labels"]
     text = "—" if median is None else str(median)
-    if len(by_seed) > 1:
-        reached = sorted(x for x in by_seed if x is not None)
-        low = str(reached[0]) if reached else f">{budget}"
+    reached = sorted(x for x in by_seed if x is not None)
+    if len(by_seed) > 1 and reached:
+        low = str(reached[0])
         high = str(reached[-1]) if len(reached) == len(by_seed) else f">{budget}"
         text += f" ({low}–{high})"
     return text
