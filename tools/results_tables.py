@@ -63,7 +63,7 @@ def study(by_size: dict, dataset: str) -> str:
             + (" copies of acquired originals |" if copies else " BatchBALD paper: labels to 90% / 95% |"),
             "|---:|---|---:|---:|---:|---|"]
     n = None
-    for size, by_strategy in by_size.items():
+    for size, by_strategy in sorted(by_size.items(), key=lambda item: int(item[0][1:])):
         b = int(size[1:])
         for strategy, s in by_strategy.items():
             n = s["final_labels"]
