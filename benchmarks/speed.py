@@ -50,7 +50,7 @@ def main(
         fast = fast_pool / seconds(lambda: predict_log_probs(model, split.pool_x[:fast_pool], k, masks=masks))
         print(f"{k:>5} {slow:>16.0f} {fast:>10.0f} {fast / slow:>6.1f}x")
 
-    print(f"\nOne round (train {learn.train.steps} steps, eval {len(split.test_y)} test images with K={learn.mc_samples},"
+    print(f"\nOne round (train {learn.train.steps} steps, eval {len(split.test_y)} test images with K={learn.test_mc_samples or learn.mc_samples},"
           f" score {learn.pool_subset or 'all'} pool points)")
     print(f"{'labels':>7} {'train s':>8} {'score s':>8} {'eval s':>7} {'total s':>8} {'test acc':>9}")
     measured = {}
@@ -63,7 +63,7 @@ def main(
         pool = split.pool_x[: learn.pool_subset or len(split.pool_x)]
         score_s = seconds(lambda: predict_log_probs(model, pool, learn.mc_samples, generator))
         tic = time.perf_counter()
-        accuracy, _ = evaluate(model, split.test_x, split.test_y, learn.mc_samples, generator)
+        accuracy, _ = evaluate(model, split.test_x, split.test_y, settings.test_samples, generator)
         eval_s = time.perf_counter() - tic
         measured[n] = train_s + score_s + eval_s
         print(f"{n:>7} {train_s:>8.1f} {score_s:>8.1f} {eval_s:>7.1f} {measured[n]:>8.1f} {accuracy:>9.4f}")

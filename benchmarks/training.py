@@ -6,7 +6,7 @@
 Each ``--setting`` overrides fields of ``learn.mnist.train`` (params.yaml). For every labelled-set
 size and seed the set is the balanced one ``initial_indices`` draws (paired across settings), the
 model is trained as in round 0 of a run and evaluated on the 10,000 test images with
-``learn.mnist.mc_samples`` MC-dropout masks. Prints accuracy per seed, their mean, and seconds of
+``learn.mnist.test_mc_samples`` MC-dropout masks. Prints accuracy per seed, their mean, and seconds of
 training.
 """
 
@@ -59,7 +59,7 @@ def main(
                 tic = time.perf_counter()
                 model, generator = fit(split, labelled, MODELS[learn.model], settings, 0, torch.device("cpu"))
                 seconds.append(time.perf_counter() - tic)
-                accuracies.append(100 * evaluate(model, split.test_x, split.test_y, learn.mc_samples, generator)[0])
+                accuracies.append(100 * evaluate(model, split.test_x, split.test_y, settings.test_samples, generator)[0])
             per_seed = " / ".join(f"{a:.1f}" for a in accuracies)
             print(f"{text:<40} {n:>6} {per_seed:>24} {statistics.mean(accuracies):>6.2f} {statistics.median(seconds):>8.1f}",
                   flush=True)

@@ -42,6 +42,13 @@ def test_committed_params_load(tmp_path):
     assert params.learn.mnist.loop_settings("bald", 0, [1]).strategy_options == {}
 
 
+def test_test_set_masks_default_to_the_scoring_masks(tmp_path):
+    own = load_params(write(tmp_path, with_change("learn.mnist.test_mc_samples", 7))).learn.mnist
+    assert own.loop_settings("bald", 0, [1]).test_samples == 7
+    same = load_params(write(tmp_path, with_change("learn.mnist.test_mc_samples", None))).learn.mnist
+    assert same.loop_settings("bald", 0, [1]).test_samples == same.mc_samples
+
+
 BAD = [
     ("learn.mnist.acquisiton_size", 10, "learn.mnist.acquisiton_size is not a known key"),
     ("learn.mnist.acquisition_size", 0, "learn.mnist.acquisition_size = 0: must be at least 1"),
@@ -52,6 +59,7 @@ BAD = [
     ("learn.mnist.budget", 100_000, "learn.mnist.budget = 100000: must not exceed the mnist pool"),
     ("learn.twomoons.budget", 5000, "learn.twomoons.budget = 5000"),
     ("learn.mnist.mc_samples", 1, "learn.mnist.mc_samples = 1: must be at least 2 for variation_ratios, mean_std, bald"),
+    ("learn.mnist.test_mc_samples", 0, "learn.mnist.test_mc_samples = 0: must be null (same as mc_samples) or at least 1"),
     ("learn.mnist.pool_subset", 70_000, "learn.mnist.pool_subset = 70000"),
     ("learn.mnist.pool_subset", 5, "learn.mnist.pool_subset = 5"),
     ("learn.repeated_mnist.pool_subset", 20, "learn.repeated_mnist.pool_subset = 20: must be null or between 30"),

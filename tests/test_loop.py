@@ -1,4 +1,8 @@
+import dataclasses
+
 import torch
+
+import bal.loop
 
 from bal.data import Split, initial_indices, prepare_two_moons
 from bal.loop import LoopSettings, TrainSettings, pool_subset, run, train
@@ -26,6 +30,15 @@ def test_rounds_reach_budget_and_never_relabel():
     acquired = [i for r in rounds for i in r.acquired]
     assert len(set(acquired + list(settings(split).initial))) == 12
     assert all(0 <= r.test_accuracy <= 1 for r in rounds)
+
+
+def test_test_set_prediction_uses_its_own_mask_count(monkeypatch):
+    split = tiny_split()
+    used = []
+    monkeypatch.setattr(bal.loop, "evaluate", lambda model, x, y, k, generator: used.append(k) or (0.5, 1.0))
+    list(run(split, moons_mlp, dataclasses.replace(settings(split), test_mc_samples=3), torch.device("cpu")))
+    list(run(split, moons_mlp, settings(split), torch.device("cpu")))
+    assert used == [3] * 5 + [5] * 5
 
 
 def test_identical_reruns_and_exact_resume():

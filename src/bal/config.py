@@ -90,15 +90,19 @@ class Learn:
     initial_per_class: int = 2
     acquisition_size: int = 10
     budget: int = 1000
-    mc_samples: int = 20
+    mc_samples: int = 20  # K consistent dropout masks for scoring the pool
+    test_mc_samples: int | None = None  # masks for the test-set prediction (None: mc_samples)
     pool_subset: int | None = None
     train: TrainSettings = field(default_factory=TrainSettings)
     options: StrategyOptions = field(default_factory=StrategyOptions)
 
     def loop_settings(self, strategy: str, seed: int, initial: list[int]) -> LoopSettings:
         options = getattr(self.options, strategy, None)
-        return LoopSettings(strategy, seed, tuple(initial), self.acquisition_size, self.budget, self.mc_samples,
-                            self.pool_subset, self.train, dataclasses.asdict(options) if options else {})
+        return LoopSettings(
+            strategy, seed, tuple(initial), self.acquisition_size, self.budget, self.mc_samples,
+            self.test_mc_samples, self.pool_subset, self.train,
+            dataclasses.asdict(options) if options else {},
+        )
 
 
 @dataclass(frozen=True)
@@ -260,6 +264,9 @@ def _check_learn(
     _require(learn.budget <= pool, budget_key, learn.budget, f"must not exceed the {dataset} pool ({pool} points)")
     _require(learn.mc_samples >= (2 if needs_samples else 1), f"{key}.mc_samples", learn.mc_samples,
              f"must be at least 2 for {', '.join(needs_samples)}" if needs_samples else "must be at least 1")
+    if learn.test_mc_samples is not None:
+        _require(learn.test_mc_samples >= 1, f"{key}.test_mc_samples", learn.test_mc_samples,
+                 "must be null (same as mc_samples) or at least 1")
     if learn.pool_subset is not None:
         copies = params.prepare.repeated_mnist.repeats if dataset == "repeated_mnist" else 1  # originals come with all copies
         low = learn.acquisition_size * copies

@@ -41,10 +41,15 @@ class LoopSettings:
     initial: tuple[int, ...]
     acquisition_size: int = 10
     budget: int = 1000
-    mc_samples: int = 20
+    mc_samples: int = 20  # masks for scoring the pool
+    test_mc_samples: int | None = None  # masks for the test-set prediction (None: mc_samples)
     pool_subset: int | None = None  # score about this many pool points a round, drawn at random (None: all)
     train: TrainSettings = field(default_factory=TrainSettings)
     strategy_options: dict = field(default_factory=dict)
+
+    @property
+    def test_samples(self) -> int:
+        return self.test_mc_samples or self.mc_samples
 
 
 @dataclass(frozen=True)
@@ -171,7 +176,7 @@ def run(
         train_seconds = time.perf_counter() - tic
 
         tic = time.perf_counter()
-        accuracy, nll = evaluate(model, split.test_x, split.test_y, settings.mc_samples, generator)
+        accuracy, nll = evaluate(model, split.test_x, split.test_y, settings.test_samples, generator)
         eval_seconds = time.perf_counter() - tic
 
         acquired, scores, score_seconds, select_seconds = [], [], 0.0, 0.0
