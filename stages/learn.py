@@ -11,6 +11,7 @@ import hashlib
 import itertools
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -27,7 +28,6 @@ from common import fails_cleanly, params_and_torch
 
 app = typer.Typer(add_completion=False)
 
-SOURCES = [Path(__file__), *sorted(Path(__file__).parents[1].glob("src/bal/*.py"))]
 CURVE_COLUMNS = ["round", "n_labelled", "test_accuracy", "test_nll",
                  "train_seconds", "eval_seconds", "score_seconds", "select_seconds"]
 
@@ -81,9 +81,16 @@ def _fingerprint(settings: LoopSettings, learn, prepared: Path) -> str:
     """What a checkpoint must have been made with: these settings, this data, this code."""
     digest = hashlib.sha256(json.dumps([repr(settings), repr(learn)]).encode())
     digest.update((prepared / "manifest.json").read_bytes())
-    for source in SOURCES:
+    for source in code_files():
         digest.update(source.read_bytes())
     return digest.hexdigest()
+
+
+def code_files() -> list[Path]:
+    """This script and every module of ``bal`` and ``stages/`` it has imported: the code a run executes
+    (editing the plotting or summary code leaves a checkpoint usable)."""
+    modules = [m for name, m in sys.modules.items() if name == "common" or name.split(".")[0] == "bal"]
+    return [Path(__file__), *sorted({Path(m.__file__) for m in modules if getattr(m, "__file__", None)})]
 
 
 def _load_checkpoint(path: Path, fingerprint: str) -> list[Round]:

@@ -83,6 +83,14 @@ def test_checkpoint_from_other_params_is_ignored(work):
     assert "resuming" not in result.stdout
 
 
+def test_checkpoint_covers_the_code_a_run_executes_and_no_other():
+    probe = ("import sys; sys.argv = ['learn.py']; sys.path.insert(0, 'stages'); import learn; "
+             "print('\\n'.join(p.name for p in learn.code_files()))")
+    names = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    assert {"learn.py", "common.py", "loop.py", "acquisition.py", "joint_entropy.py", "models.py", "data.py"} <= set(names)
+    assert "plotting.py" not in names and "results.py" not in names
+
+
 @pytest.mark.parametrize(
     "option, message",
     [
