@@ -50,8 +50,9 @@ def main(
         fast = fast_pool / seconds(lambda: predict_log_probs(model, split.pool_x[:fast_pool], k, masks=masks))
         print(f"{k:>5} {slow:>16.0f} {fast:>10.0f} {fast / slow:>6.1f}x")
 
-    print(f"\nOne round (train {learn.train.steps} steps, eval {len(split.test_y)} test images with K={learn.test_mc_samples or learn.mc_samples},"
-          f" score {learn.pool_subset or 'all'} pool points)")
+    test_k = learn.loop_settings("bald", 0, []).test_samples
+    print(f"\nOne round (train {learn.train.steps} steps, score {learn.pool_subset or 'all'} pool points with"
+          f" K={learn.mc_samples}, eval {len(split.test_y)} test images with K={test_k})")
     print(f"{'labels':>7} {'train s':>8} {'score s':>8} {'eval s':>7} {'total s':>8} {'test acc':>9}")
     measured = {}
     for n in (100, 500, 1000):
