@@ -18,11 +18,12 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # The learn and study stages are independent: run JOBS of them side by side (one torch thread each),
-# then the rest (aggregate, study_summary, figures).
+# then the rest (aggregate, study_summary, figures). DVC holds its repository lock for a moment at
+# the start and end of each stage; --wait-for-lock makes the other process wait instead of failing.
 JOBS ?= 2
 repro: setup
 	dvc repro prepare
-	dvc stage list --name-only | grep -E '^(learn|study)@' | xargs -P $(JOBS) -n 1 dvc repro --single-item
+	dvc stage list --name-only | grep -E '^(learn|study)@' | xargs -P $(JOBS) -n 1 dvc --wait-for-lock repro --single-item
 	dvc repro
 
 test: setup
