@@ -33,9 +33,12 @@ def test_exact_joint_entropy_equals_enumeration():
     probs_K_M = torch.ones(4, 1, dtype=torch.float64)
     for i in (1, 4):
         probs_K_M = exact_configurations(probs_K_M, probs[i])
-    entropies = joint_entropies(probs_K_M, probs, chunk_elements=20)  # several chunks
+    entropies = joint_entropies(probs_K_M, probs.transpose(1, 2), chunk_elements=20)  # several chunks
     for candidate in range(6):
         assert entropies[candidate].item() == pytest.approx(brute_force_joint_entropy(probs, [1, 4, candidate]), abs=1e-12)
+    for workspace in (torch.empty(5, dtype=torch.float64), torch.empty(10_000, dtype=torch.float64)):  # too small, large
+        assert torch.equal(joint_entropies(probs_K_M, probs.transpose(1, 2), chunk_elements=20, workspace=workspace),
+                           entropies)
 
 
 def test_batchbald_equals_brute_force_greedy():
@@ -65,10 +68,10 @@ def test_sampled_joint_entropy_close_to_exact():
     probs_K_M = torch.ones(6, 1, dtype=torch.float64)
     for i in chosen:
         probs_K_M = exact_configurations(probs_K_M, probs[i])
-    exact = joint_entropies(probs_K_M, probs)
+    exact = joint_entropies(probs_K_M, probs.transpose(1, 2))
     sampled_K_U, frequency_U = sampled_configurations(probs[chosen], 40_000, torch.Generator().manual_seed(0))
     assert len(frequency_U) < 40_000 and torch.isclose(frequency_U.sum(), torch.tensor(1.0, dtype=torch.float64))
-    estimate = joint_entropies(sampled_K_U, probs, frequency_U)
+    estimate = joint_entropies(sampled_K_U, probs.transpose(1, 2), frequency_U)
     # Monte-Carlo error of a mean of 40k draws of a quantity bounded by ~log(C^5) = 5.5 nats: < 0.03
     assert torch.allclose(estimate, exact, atol=0.03)
     assert not torch.equal(estimate, exact)

@@ -20,7 +20,7 @@ from typing import Callable
 
 import torch
 
-from bal.joint_entropy import exact_configurations, joint_entropies, sampled_configurations
+from bal.joint_entropy import CHUNK_ELEMENTS, exact_configurations, joint_entropies, sampled_configurations
 
 
 @dataclass(frozen=True)
@@ -132,16 +132,19 @@ def batchbald(
     n, k, c = log_probs_N_K_C.shape
     if k < 2:
         raise ValueError(f"batchbald needs at least 2 MC samples, got K = {k}.")
-    probs_N_K_C = log_probs_N_K_C.double().exp()
+    probs_N_C_K = log_probs_N_K_C.double().exp().transpose(1, 2).contiguous()
     conditional_entropy_N = expected_entropy(log_probs_N_K_C)
-    available_N = torch.ones(n, dtype=torch.bool, device=probs_N_K_C.device)
-    probs_K_M, frequency_M = torch.ones(k, 1, dtype=torch.float64, device=probs_N_K_C.device), None
+    available_N = torch.ones(n, dtype=torch.bool, device=probs_N_C_K.device)
+    probs_K_M, frequency_M = torch.ones(k, 1, dtype=torch.float64, device=probs_N_C_K.device), None
+    workspace = torch.empty(CHUNK_ELEMENTS, dtype=torch.float64, device=probs_N_C_K.device)  # shared by the steps
     chosen, scores, conditional_sum = [], [], 0.0
     for size in range(1, batch_size + 1):
         sampled = c**size > max_configurations
         if sampled:
-            probs_K_M, frequency_M = sampled_configurations(probs_N_K_C[chosen], max_configurations, generator)
-        joint_entropy_N = joint_entropies(probs_K_M, probs_N_K_C, frequency_M)
+            probs_K_M, frequency_M = sampled_configurations(
+                probs_N_C_K[chosen].transpose(1, 2), max_configurations, generator
+            )
+        joint_entropy_N = joint_entropies(probs_K_M, probs_N_C_K, frequency_M, workspace=workspace)
         mutual_information_N = joint_entropy_N - conditional_entropy_N - conditional_sum
         if not torch.isfinite(mutual_information_N[available_N]).all():
             raise ValueError("batchbald scores contain NaN or inf: refusing to pick arbitrarily.")
@@ -152,7 +155,7 @@ def batchbald(
         available_N[best] = False
         conditional_sum += float(conditional_entropy_N[best])
         if not sampled:
-            probs_K_M = exact_configurations(probs_K_M, probs_N_K_C[best])
+            probs_K_M = exact_configurations(probs_K_M, probs_N_C_K[best].T)
     return CandidateBatch(chosen, scores)
 
 
