@@ -1,11 +1,15 @@
-"""Test accuracy and training time of training settings on fixed class-balanced MNIST labelled sets.
+"""Test accuracy and training time of training settings on fixed MNIST labelled sets.
 
     python benchmarks/training.py --labels 100,300,1000 --seeds 0,1,2 \
         --setting steps=300 --setting steps=200,precision=bfloat16
+    python benchmarks/training.py --acquired data/runs/mnist/bald/0 --labels 500,1000 --setting steps=600
 
-Each ``--setting`` overrides fields of ``learn.mnist.train`` (params.yaml). For every labelled-set
-size and seed the set is the balanced one ``initial_indices`` draws (paired across settings), the
-model is trained as in round 0 of a run and evaluated on the 10,000 test images with
+Each ``--setting`` overrides fields of ``learn.mnist.train`` (params.yaml). By default, for every
+labelled-set size and seed the set is the class-balanced one ``initial_indices`` draws. With
+``--acquired <runs>/mnist/<strategy>/<seed>`` it is the set that run had labelled at that size (its
+initial set and the first acquired points, in order), the same for every seed: the seeds then vary
+only the training (initialisation, batches, masks). Sets are paired across settings. The model is
+trained as in round 0 of a run and evaluated on the 10,000 test images with
 ``learn.mnist.test_mc_samples`` MC-dropout masks. Prints accuracy per seed, their mean, and seconds of
 training.
 """
@@ -15,12 +19,14 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import torch
 import typer
 
-from bal.data import initial_indices
+from bal.data import Split, initial_indices
 from bal.inference import evaluate
 from bal.loop import TrainSettings, fit
 from bal.models import MODELS
@@ -38,23 +44,39 @@ def parse_setting(text: str, base: TrainSettings) -> TrainSettings:
     return dataclasses.replace(base, **changes)
 
 
+def acquired_sets(run: Path, initial_per_class: int, split: Split) -> Callable[[int], list[int]]:
+    """size -> the labelled set the run at ``run`` (a ``<strategy>/<seed>`` folder) had at that size."""
+    order = initial_indices(split.pool_y, initial_per_class, seed=int(run.name))
+    order += pd.read_csv(run / "acquired.csv")["pool_index"].tolist()
+
+    def labelled(n: int) -> list[int]:
+        if n > len(order):
+            raise typer.BadParameter(f"{run} labelled {len(order)} points, fewer than {n}")
+        return order[:n]
+    return labelled
+
+
 def main(
     setting: list[str] = typer.Option(["steps=300"], help="comma-separated overrides of learn.mnist.train"),
     labels: str = typer.Option("100,300,1000"),
     seeds: str = typer.Option("0,1"),
+    acquired: Path | None = typer.Option(None, help="a learn run's folder: use the sets it labelled"),
     prepared: Path = typer.Option(Path("data/prepared/mnist")),
     params_path: Path = typer.Option(Path("params.yaml"), "--params"),
 ) -> None:
     learn, split = mnist_setup(params_path, prepared)
     seed_list = [int(s) for s in seeds.split(",")]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); test accuracy % per seed {seed_list}")
+    run_set = acquired_sets(acquired, learn.initial_per_class, split) if acquired else None
+    source = f"the sets {acquired} labelled" if acquired else "class-balanced random sets"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); {source}; "
+          f"test accuracy % per seed {seed_list}")
     print(f"{'setting':<40} {'labels':>6} {'accuracy per seed':>24} {'mean':>6} {'train s':>8}")
     for text in setting:
         train = parse_setting(text, learn.train)
         for n in (int(s) for s in labels.split(",")):
             accuracies, seconds = [], []
             for seed in seed_list:
-                labelled = initial_indices(split.pool_y, n // 10, seed=seed)
+                labelled = run_set(n) if run_set else initial_indices(split.pool_y, n // 10, seed=seed)
                 settings = dataclasses.replace(learn.loop_settings("random", seed, labelled), train=train)
                 tic = time.perf_counter()
                 model, generator = fit(split, labelled, MODELS[learn.model], settings, 0, torch.device("cpu"))
