@@ -92,19 +92,38 @@ def test_batchbald_needs_two_samples():
         select("batchbald", random_log_probs(5, 1, 3, seed=0), 2)
 
 
-def test_power_bald_large_beta_is_top_k_and_reproducible():
+# The stochastic strategies (Kirsch et al. 2023): name, the score they sample by, weight(score, beta).
+STOCHASTIC = [
+    ("power_bald", "bald", lambda s, beta: s**beta),
+    ("softmax_bald", "bald", lambda s, beta: math.exp(beta * s)),
+    ("power_entropy", "max_entropy", lambda s, beta: s**beta),
+]
+
+
+@pytest.mark.parametrize("name, scorer, weight", STOCHASTIC)
+def test_stochastic_large_beta_is_top_k_and_reproducible(name, scorer, weight):
     lp = random_log_probs(200, 8, 10, seed=7)
-    top = select("bald", lp, 10).indices
-    assert set(select("power_bald", lp, 10, generator=torch.Generator().manual_seed(0), beta=1e6).indices) == set(top)
-    a = select("power_bald", lp, 10, generator=torch.Generator().manual_seed(1))
-    assert a == select("power_bald", lp, 10, generator=torch.Generator().manual_seed(1))
+    top = select(scorer, lp, 10).indices
+    assert set(select(name, lp, 10, generator=torch.Generator().manual_seed(0), beta=1e6).indices) == set(top)
+    a = select(name, lp, 10, generator=torch.Generator().manual_seed(1))
+    assert a == select(name, lp, 10, generator=torch.Generator().manual_seed(1))
     assert set(a.indices) != set(top)  # beta = 1 is a real sample, not top-k
     assert len(set(a.indices)) == 10
+    assert a.scores == score(scorer, lp)[a.indices].tolist()
 
 
-def test_power_bald_samples_in_proportion_to_bald():
-    pool = torch.tensor([[[0.99, 0.01], [0.01, 0.99]], [[0.8, 0.2], [0.2, 0.8]]], dtype=torch.float64).log()
-    bald = score("bald", pool)
-    expected = (bald[0] / bald.sum()).item()  # P(point 0 is drawn first) with beta = 1
-    firsts = [select("power_bald", pool, 1, generator=torch.Generator().manual_seed(s)).indices[0] for s in range(4000)]
-    assert firsts.count(0) / 4000 == pytest.approx(expected, abs=0.025)  # ~3.3 binomial standard errors
+@pytest.mark.parametrize("name, scorer, weight", STOCHASTIC)
+@pytest.mark.parametrize("beta", [1.0, 3.0])
+def test_stochastic_samples_in_proportion_to_their_weight(name, scorer, weight, beta):
+    # point 0: samples disagree (BALD 0.64, entropy 0.69); point 1: they nearly agree (BALD 0.04, entropy 0.42)
+    pool = torch.tensor([[[0.99, 0.01], [0.01, 0.99]], [[0.95, 0.05], [0.75, 0.25]]], dtype=torch.float64).log()
+    w0, w1 = (weight(s, beta) for s in score(scorer, pool).tolist())
+    firsts = [select(name, pool, 1, generator=torch.Generator().manual_seed(s), beta=beta).indices[0]
+              for s in range(4000)]
+    assert firsts.count(0) / 4000 == pytest.approx(w0 / (w0 + w1), abs=0.025)  # >= 3 binomial standard errors
+
+
+@pytest.mark.parametrize("name", [name for name, _, _ in STOCHASTIC])
+def test_stochastic_rejects_negative_beta(name):
+    with pytest.raises(ValueError, match="beta >= 0"):
+        select(name, random_log_probs(5, 2, 3, seed=0), 2, beta=-1.0)

@@ -39,6 +39,7 @@ def test_committed_params_load(tmp_path):
     assert params.learn.mnist.acquisition_size == 10
     assert params.learn.mnist.train.learning_rate > 0
     assert params.learn.mnist.loop_settings("power_bald", 0, [1]).strategy_options == {"beta": 1.0}
+    assert params.learn.mnist.loop_settings("softmax_bald", 0, [1]).strategy_options == {"beta": 1.0}
     assert params.learn.mnist.loop_settings("bald", 0, [1]).strategy_options == {}
 
 
@@ -92,6 +93,8 @@ BAD = [
     ("learn.twomoons", None, "learn.twomoons = None: must be a mapping"),
     ("extra", 1, "extra is not a known key; allowed under the top level"),
     ("learn.mnist.options.power_bald.beta", -1.0, "learn.mnist.options.power_bald.beta = -1.0: must be non-negative"),
+    ("learn.twomoons.options.softmax_bald", {"beta": -2.0}, "learn.twomoons.options.softmax_bald.beta = -2.0: must be non-negative"),
+    ("learn.mnist.options.power_entropy", {"beta": -0.5}, "learn.mnist.options.power_entropy.beta = -0.5: must be"),
     ("learn.mnist.options.batchbald.max_configurations", 0, "learn.mnist.options.batchbald.max_configurations = 0"),
     ("learn.mnist.options.bald", {}, "learn.mnist.options.bald is not a known key"),
     ("learn.mnist.train.precision", "float16", "learn.mnist.train.precision = 'float16': must be float32 or bfloat16"),

@@ -159,22 +159,56 @@ def batchbald(
     return CandidateBatch(chosen, scores)
 
 
+def _gumbel_top_k(
+    log_weights_N: torch.Tensor, scores_N: torch.Tensor, batch_size: int, generator: torch.Generator | None
+) -> CandidateBatch:
+    """A sample of ``batch_size`` points without replacement, with probability proportional to
+    exp(``log_weights_N``) (Gumbel-top-k: the top of log weight + Gumbel noise). Scores: ``scores_N``."""
+    uniform_N = torch.rand(log_weights_N.shape, generator=generator, dtype=torch.float64).to(log_weights_N.device)
+    gumbel_N = -torch.log(-torch.log(uniform_N.clamp(1e-300, 1 - 1e-16)))
+    batch = top_k(log_weights_N + gumbel_N, batch_size, None)
+    return CandidateBatch(batch.indices, scores_N[batch.indices].tolist())
+
+
+def _check_beta(name: str, beta: float) -> None:
+    if beta < 0:
+        raise ValueError(f"{name} needs beta >= 0, got {beta}.")
+
+
 def power_bald(
     log_probs_N_K_C: torch.Tensor, batch_size: int, generator: torch.Generator | None, beta: float = 1.0
 ) -> CandidateBatch:
     """Stochastic (power) BALD (Kirsch et al. 2023): sample without replacement with p ∝ BALD^beta.
 
-    Gumbel-top-k: the top ``batch_size`` of beta * log BALD + Gumbel noise is such a sample.
     beta -> infinity approaches top-k BALD; beta = 0 is uniform random. Scores are BALD's.
     """
-    if beta < 0:
-        raise ValueError(f"power_bald needs beta >= 0, got {beta}.")
+    _check_beta("power_bald", beta)
     bald_N = bald(log_probs_N_K_C)
-    uniform_N = torch.rand(bald_N.shape, generator=generator, dtype=torch.float64).to(bald_N.device)
-    gumbel_N = -torch.log(-torch.log(uniform_N.clamp(1e-300, 1 - 1e-16)))
-    keys_N = beta * torch.log(bald_N.clamp_min(1e-300)) + gumbel_N
-    batch = top_k(keys_N, batch_size, None)
-    return CandidateBatch(batch.indices, bald_N[batch.indices].tolist())
+    return _gumbel_top_k(beta * torch.log(bald_N.clamp_min(1e-300)), bald_N, batch_size, generator)
+
+
+def softmax_bald(
+    log_probs_N_K_C: torch.Tensor, batch_size: int, generator: torch.Generator | None, beta: float = 1.0
+) -> CandidateBatch:
+    """Softmax BALD (Kirsch et al. 2023): sample without replacement with p ∝ exp(beta * BALD).
+
+    Flatter than power BALD for small scores (a point with BALD 0 keeps weight 1). Scores are BALD's.
+    """
+    _check_beta("softmax_bald", beta)
+    bald_N = bald(log_probs_N_K_C)
+    return _gumbel_top_k(beta * bald_N, bald_N, batch_size, generator)
+
+
+def power_entropy(
+    log_probs_N_K_C: torch.Tensor, batch_size: int, generator: torch.Generator | None, beta: float = 1.0
+) -> CandidateBatch:
+    """Power entropy (Kirsch et al. 2023): sample without replacement with p ∝ H[y|x]^beta.
+
+    Needs no MC samples (K = 1 works). Scores are the predictive entropies.
+    """
+    _check_beta("power_entropy", beta)
+    entropy_N = max_entropy(log_probs_N_K_C)
+    return _gumbel_top_k(beta * torch.log(entropy_N.clamp_min(1e-300)), entropy_N, batch_size, generator)
 
 
 @dataclass(frozen=True)
@@ -197,6 +231,8 @@ REGISTRY: dict[str, Strategy] = {
         Strategy("bald", scorer=bald, needs_samples=True),
         Strategy("batchbald", selector=batchbald, needs_samples=True),
         Strategy("power_bald", selector=power_bald, needs_samples=True),
+        Strategy("softmax_bald", selector=softmax_bald, needs_samples=True),
+        Strategy("power_entropy", selector=power_entropy),
     ]
 }
 

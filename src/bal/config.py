@@ -74,14 +74,16 @@ class BatchBaldOptions:
 
 
 @dataclass(frozen=True)
-class PowerBaldOptions:
-    beta: float = 1.0  # sample with probability proportional to BALD^beta
+class StochasticOptions:
+    beta: float = 1.0  # sampling weight: BALD^beta, exp(beta * BALD), entropy^beta
 
 
 @dataclass(frozen=True)
 class StrategyOptions:
     batchbald: BatchBaldOptions = field(default_factory=BatchBaldOptions)
-    power_bald: PowerBaldOptions = field(default_factory=PowerBaldOptions)
+    power_bald: StochasticOptions = field(default_factory=StochasticOptions)
+    softmax_bald: StochasticOptions = field(default_factory=StochasticOptions)
+    power_entropy: StochasticOptions = field(default_factory=StochasticOptions)
 
 
 @dataclass(frozen=True)
@@ -285,8 +287,9 @@ def _check_learn(
     options = learn.options
     _require(options.batchbald.max_configurations >= 1, f"{key}.options.batchbald.max_configurations",
              options.batchbald.max_configurations, "must be at least 1")
-    _require(options.power_bald.beta >= 0, f"{key}.options.power_bald.beta", options.power_bald.beta,
-             "must be non-negative")
+    for name, option in vars(options).items():
+        if isinstance(option, StochasticOptions):
+            _require(option.beta >= 0, f"{key}.options.{name}.beta", option.beta, "must be non-negative")
 
 
 def load_params(path: Path) -> Params:
