@@ -44,7 +44,8 @@ def replication(summary: dict, dataset: str) -> str:
     n = None
     for strategy, s in summary.items():
         n = s["final_labels"]
-        accuracy = f"{100 * s['final_accuracy']:.2f}%" + (f" ± {100 * s['final_accuracy_std']:.2f}" * (len(s["seeds"]) > 1))
+        spread = f" ± {100 * s['final_accuracy_std']:.2f}" if len(s["seeds"]) > 1 else ""
+        accuracy = f"{100 * s['final_accuracy']:.2f}%{spread}"
         row = (f"| `{strategy}` ({seeds(s)}) | {labels(s, 90)} | {labels(s, 95)} | {labels(s, 97)} "
                f"| {accuracy} |")
         if papers:
