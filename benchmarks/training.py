@@ -10,8 +10,8 @@ labelled-set size and seed the set is the class-balanced one ``initial_indices``
 initial set and the first acquired points, in order), the same for every seed: the seeds then vary
 only the training (initialisation, batches, masks). Sets are paired across settings. The model is
 trained as in round 0 of a run and evaluated on the 10,000 test images with
-``learn.mnist.test_mc_samples`` MC-dropout masks. Prints accuracy per seed, their mean, and seconds of
-training.
+``learn.mnist.test_mc_samples`` MC-dropout masks. Prints accuracy per seed, their mean, the mean
+accuracy of the same models with dropout off (the deterministic prediction), and seconds of training.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import typer
 from bal.data import Split, initial_indices
 from bal.inference import evaluate
 from bal.loop import TrainSettings, fit
-from bal.models import MODELS
+from bal.models import MODELS, McDropoutNet
 from common import mnist_setup
 
 
@@ -56,6 +56,12 @@ def acquired_sets(run: Path, initial_per_class: int, split: Split) -> Callable[[
     return labelled
 
 
+@torch.inference_mode()
+def dropout_off_accuracy(model: McDropoutNet, x: torch.Tensor, y_N: torch.Tensor) -> float:
+    model.eval()
+    return (model(x).argmax(dim=1) == y_N).double().mean().item()
+
+
 def main(
     setting: list[str] = typer.Option(["steps=300"], help="comma-separated overrides of learn.mnist.train"),
     labels: str = typer.Option("100,300,1000"),
@@ -70,11 +76,11 @@ def main(
     source = f"the sets {acquired} labelled" if acquired else "class-balanced random sets"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); {source}; "
           f"test accuracy % per seed {seed_list}")
-    print(f"{'setting':<40} {'labels':>6} {'accuracy per seed':>24} {'mean':>6} {'train s':>8}")
+    print(f"{'setting':<40} {'labels':>6} {'accuracy per seed':>24} {'mean':>6} {'no-MC':>6} {'train s':>8}")
     for text in setting:
         train = parse_setting(text, learn.train)
         for n in (int(s) for s in labels.split(",")):
-            accuracies, seconds = [], []
+            accuracies, deterministic, seconds = [], [], []
             for seed in seed_list:
                 labelled = run_set(n) if run_set else initial_indices(split.pool_y, n // 10, seed=seed)
                 settings = dataclasses.replace(learn.loop_settings("random", seed, labelled), train=train)
@@ -82,9 +88,10 @@ def main(
                 model, generator = fit(split, labelled, MODELS[learn.model], settings, 0, torch.device("cpu"))
                 seconds.append(time.perf_counter() - tic)
                 accuracies.append(100 * evaluate(model, split.test_x, split.test_y, settings.test_samples, generator)[0])
+                deterministic.append(100 * dropout_off_accuracy(model, split.test_x, split.test_y))
             per_seed = " / ".join(f"{a:.1f}" for a in accuracies)
-            print(f"{text:<40} {n:>6} {per_seed:>24} {statistics.mean(accuracies):>6.2f} {statistics.median(seconds):>8.1f}",
-                  flush=True)
+            print(f"{text:<40} {n:>6} {per_seed:>24} {statistics.mean(accuracies):>6.2f} "
+                  f"{statistics.mean(deterministic):>6.2f} {statistics.median(seconds):>8.1f}", flush=True)
 
 
 if __name__ == "__main__":
