@@ -76,7 +76,7 @@ def main(
     source = f"the sets {acquired} labelled" if acquired else "class-balanced random sets"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); {source}; "
           f"test accuracy % per seed {seed_list}")
-    print(f"{'setting':<40} {'labels':>6} {'accuracy per seed':>24} {'mean':>6} {'no-MC':>6} {'train s':>8}")
+    print(f"{'setting':<40} {'labels':>6} {'accuracy per seed':>24} {'mean':>6} {'dropout off':>11} {'train s':>8}")
     for text in setting:
         train = parse_setting(text, learn.train)
         for n in (int(s) for s in labels.split(",")):
@@ -91,7 +91,7 @@ def main(
                 deterministic.append(100 * dropout_off_accuracy(model, split.test_x, split.test_y))
             per_seed = " / ".join(f"{a:.1f}" for a in accuracies)
             print(f"{text:<40} {n:>6} {per_seed:>24} {statistics.mean(accuracies):>6.2f} "
-                  f"{statistics.mean(deterministic):>6.2f} {statistics.median(seconds):>8.1f}", flush=True)
+                  f"{statistics.mean(deterministic):>11.2f} {statistics.median(seconds):>8.1f}", flush=True)
 
 
 if __name__ == "__main__":
