@@ -21,11 +21,36 @@ from bal.inference import mean_log_probs, predict_log_probs
 from bal.io import atomic_write_bytes
 from bal.loop import fit
 from bal.models import MODELS
-from bal.plotting import acquired_classes, bald_terms, decision_maps, learning_curves, render
-from bal.results import GAL_2017, read_runs
+from bal.plotting import Panel, acquired_classes, bald_terms, decision_maps, learning_curves, render
+from bal.results import BATCHBALD_2019, GAL_2017, read_runs
 from common import fails_cleanly
 
 app = typer.Typer(add_completion=False)
+
+ZOOM = (85, 100)  # accuracy range (%) of the zoomed image-dataset panels
+# MNIST's zoomed panels: groups of strategies beside random and BALD, with the papers' marks.
+MNIST_GROUPS = [
+    Panel("Gal et al. 2017's strategies (hollow: their Table 1)", ["random", "max_entropy", "variation_ratios", "bald"],
+          GAL_2017, ZOOM),
+    Panel("batch-aware, 10 a round (hollow: BatchBALD paper)", ["random", "bald", "batchbald", "power_bald"],
+          BATCHBALD_2019[10], ZOOM),
+    Panel("cheaper scores", ["random", "bald", "margin", "least_confidence", "mean_std"], None, ZOOM),
+]
+
+
+def curve_panels(dataset: str, strategies: list[str]) -> list[Panel]:
+    """All strategies over the full range, then (image datasets) zoomed panels: MNIST's groups, and
+    any strategy in none of them beside random and BALD; Repeated-MNIST all strategies."""
+    overview = Panel(f"{dataset}: test accuracy vs labelled samples", strategies)
+    if dataset == "twomoons":
+        return [overview]
+    if dataset != "mnist":
+        return [overview, Panel(f"zoom: {ZOOM[0]}-{ZOOM[1]}%", strategies, None, ZOOM)]
+    panels = [overview, *MNIST_GROUPS]
+    others = [s for s in strategies if not any(s in group.strategies for group in MNIST_GROUPS)]
+    if others:
+        panels.append(Panel("other strategies", ["random", "bald", *others], None, ZOOM))
+    return panels
 
 
 def write(out: Path, name: str, fig) -> None:
@@ -91,9 +116,7 @@ def main(
         if not curves:
             continue
         mnist_like = dataset != "twomoons"
-        references = GAL_2017 if dataset == "mnist" else None
-        title = f"{dataset}: test accuracy vs labelled samples" + (" (hollow: Gal et al. 2017)" if references else "")
-        write(out, f"{dataset}_curves", learning_curves(curves, title, references, (85, 100) if mnist_like else None))
+        write(out, f"{dataset}_curves", learning_curves(curves, curve_panels(dataset, list(curves))))
         if mnist_like:
             tables = read_runs(runs, dataset, run.strategies, run.seeds, "acquired.csv", missing_ok=True)
             counts = pd.DataFrame({s: pd.concat(t.values()).label.value_counts() / len(t) for s, t in tables.items()})

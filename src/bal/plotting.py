@@ -7,6 +7,7 @@ SVG bytes with no timestamps, so the same inputs give byte-identical files.
 from __future__ import annotations
 
 import io
+from typing import NamedTuple
 
 import matplotlib
 
@@ -61,28 +62,36 @@ def _legend(ax, references: bool) -> None:
     ax.legend(loc="lower right")
 
 
-def learning_curves(
-    curves: dict[str, dict[int, pd.DataFrame]],
-    title: str,
-    references: dict[str, dict[int, float]] | None = None,
-    zoom: tuple[float, float] | None = None,
-) -> plt.Figure:
+class Panel(NamedTuple):
+    """One learning-curve panel: the strategies it draws, published {labels: accuracy %} marks per
+    strategy (hollow markers in its colour) and the accuracy range (None: all of it)."""
+
+    title: str
+    strategies: list[str]
+    references: dict[str, dict[int, float]] | None = None
+    ylim: tuple[float, float] | None = None
+
+
+def learning_curves(curves: dict[str, dict[int, pd.DataFrame]], panels: list[Panel]) -> plt.Figure:
     """Test accuracy vs labels: mean over seeds with a +-1 std band, one line per strategy.
 
-    ``references`` maps a strategy to published {labels: accuracy %} marks, drawn as hollow
-    markers in the strategy's colour; ``zoom`` adds a second panel over that accuracy range.
+    A panel leaves out its strategies without runs in ``curves``, and is left out if none has.
+    A strategy keeps one colour across panels; two or more panels go in rows of two.
     """
-    panels = 2 if zoom else 1
-    fig, axes = plt.subplots(1, panels, figsize=(6.4 * panels * 0.8, 4.0), layout="constrained", squeeze=False)
-    for ax, ylim in zip(axes[0], [None, zoom]):
-        _draw_curves(ax, curves, references, list(curves))
+    order = list(curves)
+    panels = [p._replace(strategies=[s for s in p.strategies if s in curves]) for p in panels]
+    panels = [p for p in panels if p.strategies]
+    cols = min(len(panels), 2)
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.1 * cols, 4.0 * rows), layout="constrained", squeeze=False)
+    for ax, (title, strategies, refs, ylim) in zip(axes.flat, panels):
+        _draw_curves(ax, {s: curves[s] for s in strategies}, refs, order)
         if ylim:
             ax.set_ylim(*ylim)
-            ax.set_title(f"zoom: {ylim[0]:g}-{ylim[1]:g}%")
-    axes[0][0].set_title(title)
-    axes[0][0].legend(loc="lower right")
-    if references:
-        _legend(axes[0][-1], True)
+        ax.set_title(title)
+        _legend(ax, bool(refs))
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
     return fig
 
 

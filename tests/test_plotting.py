@@ -1,0 +1,60 @@
+"""Learning-curve panels: which strategies each panel draws, in which colour, with which marks."""
+
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.colors import to_hex
+
+from bal.plotting import PALETTE, Panel, learning_curves
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def curve(accuracies):
+    return pd.DataFrame({"n_labelled": [20, 30, 40], "test_accuracy": accuracies})
+
+
+CURVES = {"random": {0: curve([0.5, 0.6, 0.7]), 1: curve([0.5, 0.7, 0.8])},
+          "bald": {0: curve([0.5, 0.8, 0.9])},
+          "margin": {0: curve([0.6, 0.8, 0.95])}}
+
+
+def lines(ax):
+    """{legend label: colour} of the strategy lines of a panel."""
+    return {line.get_label(): to_hex(line.get_color()).upper() for line in ax.get_lines() if "seed" in line.get_label()}
+
+
+def zoomed_marks(ax):
+    return [(line.get_xdata()[0], line.get_ydata()[0]) for line in ax.get_lines()
+            if line.get_marker() not in ("None", "") and len(line.get_xdata()) == 1]
+
+
+def test_panels_keep_colours_drop_missing_strategies_and_empty_panels():
+    panels = [Panel("all", list(CURVES)),
+              Panel("zoomed", ["random", "margin", "not_run"], {"margin": {25: 90.0, 35: 95.0}}, (85, 100)),
+              Panel("nothing run", ["not_run"])]
+    fig = learning_curves(CURVES, panels)
+    visible = [ax for ax in fig.axes if ax.axison]
+    assert [ax.get_title() for ax in visible] == ["all", "zoomed"]
+    everything, zoomed = (lines(ax) for ax in visible)
+    assert everything == {"random (2 seeds)": PALETTE[0], "bald (1 seed)": PALETTE[1], "margin (1 seed)": PALETTE[2]}
+    assert zoomed == {"random (2 seeds)": PALETTE[0], "margin (1 seed)": PALETTE[2]}
+    assert zoomed_marks(visible[1]) == [(25, 90.0), (35, 95.0)]
+    assert visible[1].get_ylim() == (85, 100)
+    mean = [line for line in visible[0].get_lines() if line.get_label() == "random (2 seeds)"][0]
+    assert list(mean.get_ydata()) == [50.0, 65.0, 75.0]
+
+
+def test_mnist_panels_group_the_strategies_and_catch_any_other(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "stages"))
+    from figures import MNIST_GROUPS, curve_panels
+
+    grouped = ["random", "max_entropy", "margin", "least_confidence", "variation_ratios", "mean_std", "bald",
+               "batchbald", "power_bald"]
+    assert {s for group in MNIST_GROUPS for s in group.strategies} == set(grouped)
+    panels = curve_panels("mnist", grouped)
+    assert panels[0].strategies == grouped and panels[1:] == MNIST_GROUPS
+    extra = curve_panels("mnist", [*grouped, "my_strategy"])
+    assert extra[-1].strategies == ["random", "bald", "my_strategy"]
+    assert [p.ylim for p in curve_panels("repeated_mnist", grouped)] == [None, (85, 100)]
+    assert len(curve_panels("twomoons", grouped)) == 1
