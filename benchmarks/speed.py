@@ -50,14 +50,14 @@ def main(
         fast = fast_pool / seconds(lambda: predict_log_probs(model, split.pool_x[:fast_pool], k, masks=masks))
         print(f"{k:>5} {slow:>16.0f} {fast:>10.0f} {fast / slow:>6.1f}x")
 
-    test_k = learn.loop_settings("bald", 0, []).test_samples
+    test_k = learn.loop_settings("bald", 0, [], {}).test_samples
     print(f"\nOne round (train {learn.train.steps} steps, score {learn.pool_subset or 'all'} pool points with"
           f" K={learn.mc_samples}, eval {len(split.test_y)} test images with K={test_k})")
     print(f"{'labels':>7} {'train s':>8} {'score s':>8} {'eval s':>7} {'total s':>8} {'test acc':>9}")
     measured = {}
     for n in (100, 500, 1000):
         labelled = initial_indices(split.pool_y, n // 10, seed=0)
-        settings = learn.loop_settings("bald", 0, labelled)
+        settings = learn.loop_settings("bald", 0, labelled, {})
         tic = time.perf_counter()
         model, generator = fit(split, labelled, make_model, settings, 0, torch.device("cpu"))
         train_s = time.perf_counter() - tic

@@ -83,7 +83,7 @@ def main(
             accuracies, deterministic, seconds = [], [], []
             for seed in seed_list:
                 labelled = run_set(n) if run_set else initial_indices(split.pool_y, n // 10, seed=seed)
-                settings = dataclasses.replace(learn.loop_settings("random", seed, labelled), train=train)
+                settings = dataclasses.replace(learn.loop_settings("random", seed, labelled, {}), train=train)
                 tic = time.perf_counter()
                 model, generator = fit(split, labelled, MODELS[learn.model], settings, 0, torch.device("cpu"))
                 seconds.append(time.perf_counter() - tic)

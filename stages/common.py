@@ -1,9 +1,11 @@
-"""What every stage script shares: params loading, torch settings, and clean failure."""
+"""What every stage script shares: params loading, torch settings and the environment they give,
+and clean failure."""
 
 from __future__ import annotations
 
 import functools
 import os
+import platform
 import sys
 from pathlib import Path
 
@@ -15,13 +17,14 @@ from bal.data import DataError
 
 
 def fails_cleanly(main):
-    """Turn a user-caused error into one sentence on stderr and exit code 2, no traceback."""
+    """Turn a user-caused error (a bad param, a missing or corrupt data file) into one sentence on
+    stderr and exit code 2. Anything else is a bug and keeps its traceback."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
         try:
             return main(*args, **kwargs)
-        except (ConfigError, DataError, ValueError) as err:
+        except (ConfigError, DataError) as err:
             typer.echo(f"error: {err}", err=True)
             sys.exit(2)
 
@@ -40,3 +43,27 @@ def params_and_torch(params_path: Path) -> tuple[Params, torch.device]:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"compute.device = {device!r} but CUDA is not available here; use auto or cpu.")
     return params, torch.device(device)
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(device: torch.device) -> dict:
+    """What besides params, code and data decides a run's float rounding, recorded beside its curve.
+    Reruns are bit-identical only where all of it matches."""
+    return {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(),
+        "threads": torch.get_num_threads(),
+        "cpu": cpu_model(),
+    }

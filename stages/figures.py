@@ -72,7 +72,7 @@ def twomoons_figures(params, runs: Path, prepared: Path, out: Path) -> None:
     def grid_log_probs(strategy: str, round_: int):
         table = acquired[strategy][seed]
         labelled = initial + table.loc[table["round"] < round_, "pool_index"].tolist()
-        settings = learn.loop_settings(strategy, seed, initial)
+        settings = learn.loop_settings(strategy, seed, initial, params.strategy_options(strategy))
         model, generator = fit(split, labelled, MODELS[learn.model], settings, round_, torch.device("cpu"))
         return predict_log_probs(model, grid, learn.mc_samples, generator), pool_x[labelled]
 

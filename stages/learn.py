@@ -18,13 +18,13 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from bal.acquisition import get_strategy
-from bal.config import CLASSES
+from bal.acquisition import CEILING_FRACTION, REGISTRY, past_ceiling
+from bal.config import CLASSES, ConfigError
 from bal.data import initial_indices, load_prepared
-from bal.io import atomic_write_bytes, write_csv
+from bal.io import atomic_write_bytes, write_csv, write_json
 from bal.loop import LoopSettings, Round, run
 from bal.models import MODELS
-from common import fails_cleanly, params_and_torch
+from common import environment, fails_cleanly, params_and_torch
 
 app = typer.Typer(add_completion=False)
 
@@ -46,14 +46,18 @@ def main(
 ) -> None:
     params, device = params_and_torch(params_path)
     if dataset not in CLASSES:
-        raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(CLASSES)}.")
-    get_strategy(strategy)
+        raise ConfigError(f"--dataset {dataset!r} is not a known dataset; known: {', '.join(CLASSES)}.")
+    if strategy not in REGISTRY:
+        raise ConfigError(f"--strategy {strategy!r}: unknown strategy; known strategies: {', '.join(REGISTRY)}.")
     learn = getattr(params.learn, dataset) if acquisition_size is None else params.study_learn(dataset, acquisition_size)
     split = load_prepared(prepared)
-    settings = learn.loop_settings(strategy, seed, initial_indices(split.pool_y, learn.initial_per_class, seed))
+    initial = initial_indices(split.pool_y, learn.initial_per_class, seed)
+    settings = learn.loop_settings(strategy, seed, initial, params.strategy_options(strategy))
     rounds_total = math.ceil((learn.budget - len(settings.initial)) / learn.acquisition_size) + 1
     tag = f"{dataset}-{strategy}-{seed}" + ("" if acquisition_size is None else f"-b{acquisition_size}")
-    fingerprint = _fingerprint(settings, learn, prepared)
+    env = environment(device)
+    typer.echo(f"[{tag}] on {env['device']} ({env['device_name']}), {env['threads']} thread(s), torch {env['torch']}")
+    fingerprint = _fingerprint(settings, learn, prepared, env)
     finished = _load_checkpoint(checkpoint, fingerprint)
     if finished:
         typer.echo(f"[{tag}] resuming after round {len(finished)} from {checkpoint}")
@@ -64,7 +68,12 @@ def main(
             finished.append(r)
             _save_checkpoint(checkpoint, fingerprint, finished)
         curve.append([getattr(r, c) for c in CURVE_COLUMNS])
-        acquired += [(r.round, i, int(split.pool_y[i]), s) for i, s in zip(r.acquired, r.scores)]
+        ceiling = past_ceiling(strategy, r.scores, learn.mc_samples)
+        acquired += [(r.round, i, int(split.pool_y[i]), s, c) for i, s, c in zip(r.acquired, r.scores, ceiling)]
+        if any(ceiling):
+            typer.echo(f"[{tag}] warning: round {r.round + 1}: from pick {ceiling.index(True) + 1} of {len(ceiling)} the "
+                       f"batch's joint mutual information exceeds {CEILING_FRACTION} log K (K = {learn.mc_samples}); later picks are "
+                       "Monte-Carlo noise, and only more samples (mc_samples) lift the ceiling")
         elapsed = time.perf_counter() - start
         eta = elapsed / max(r.round + 1 - rounds_before, 1) * (rounds_total - r.round - 1)
         typer.echo(
@@ -72,14 +81,16 @@ def main(
             f"nll {r.test_nll:.3f}  (train {r.train_seconds:.1f}s eval {r.eval_seconds:.1f}s "
             f"score {r.score_seconds:.1f}s select {r.select_seconds:.2f}s)  ETA {eta / 60:.1f} min"
         )
-    write_csv(out / "acquired.csv", pd.DataFrame(acquired, columns=["round", "pool_index", "label", "score"]))
+    columns = ["round", "pool_index", "label", "score", "past_ceiling"]
+    write_csv(out / "acquired.csv", pd.DataFrame(acquired, columns=columns))
+    write_json(out / "environment.json", env)
     write_csv(out / "curve.csv", pd.DataFrame(curve, columns=CURVE_COLUMNS))
     checkpoint.unlink()
 
 
-def _fingerprint(settings: LoopSettings, learn, prepared: Path) -> str:
-    """What a checkpoint must have been made with: these settings, this data, this code."""
-    digest = hashlib.sha256(json.dumps([repr(settings), repr(learn)]).encode())
+def _fingerprint(settings: LoopSettings, learn, prepared: Path, env: dict) -> str:
+    """What a checkpoint must have been made with: these settings, this data, this code, this environment."""
+    digest = hashlib.sha256(json.dumps([repr(settings), repr(learn), env], sort_keys=True).encode())
     digest.update((prepared / "manifest.json").read_bytes())
     for source in code_files():
         digest.update(source.read_bytes())

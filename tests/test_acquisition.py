@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bal.acquisition import REGISTRY, score, select
+from bal.acquisition import REGISTRY, PoolInputs, score, select
 
 
 def log_probs(probs_N_K_C):
@@ -69,12 +69,27 @@ def test_ties_broken_by_generator():
     assert select("bald", flat, 5).indices == [0, 1, 2, 3, 4]
 
 
-def test_random_is_reproducible_and_without_replacement():
-    lp = torch.zeros(100, 1, 1)
-    a = select("random", lp, 30, generator=torch.Generator().manual_seed(7))
-    b = select("random", lp, 30, generator=torch.Generator().manual_seed(7))
+def test_random_is_reproducible_without_replacement_and_needs_no_predictions():
+    a = select("random", PoolInputs(size=100), 30, generator=torch.Generator().manual_seed(7))
+    b = select("random", torch.zeros(100, 1, 1), 30, generator=torch.Generator().manual_seed(7))
     assert a == b
-    assert len(set(a.indices)) == 30
+    assert len(set(a.indices)) == 30 and all(0 <= i < 100 for i in a.indices)
+    assert a != select("random", PoolInputs(size=100), 30, generator=torch.Generator().manual_seed(8))
+
+
+def test_a_strategy_without_its_inputs_is_refused():
+    with pytest.raises(ValueError, match="strategy 'bald' needs log_probs_N_K_C"):
+        select("bald", PoolInputs(size=3), 1)
+
+
+@pytest.mark.parametrize("name", [name for name, s in REGISTRY.items() if s.needs_samples])
+def test_one_mc_sample_is_refused_where_every_score_would_be_zero(name):
+    one_sample = CASE[:, :1]
+    with pytest.raises(ValueError, match=f"strategy '{name}' needs at least 2 MC samples, got K = 1"):
+        select(name, one_sample, 1, generator=torch.Generator())
+    if REGISTRY[name].scorer is not None:
+        with pytest.raises(ValueError, match="needs at least 2 MC samples"):
+            score(name, one_sample)
 
 
 def test_unknown_strategy_lists_known_ones():
@@ -101,14 +116,27 @@ def test_random_has_no_per_point_score():
 
 
 @settings(max_examples=60, deadline=None)
-@given(n=st.integers(1, 6), k=st.integers(1, 6), c=st.integers(2, 5), seed=st.integers(0, 10_000))
+@given(n=st.integers(1, 6), k=st.integers(2, 6), c=st.integers(2, 5), seed=st.integers(0, 10_000))
 def test_bald_between_zero_and_entropy(n, k, c, seed):
     g = torch.Generator().manual_seed(seed)
     lp = torch.log_softmax(torch.randn(n, k, c, generator=g) * 4, dim=-1)
     bald, entropy = score("bald", lp), score("max_entropy", lp)
     assert (bald >= 0).all() and (bald <= entropy + 1e-12).all() and (entropy <= math.log(c) + 1e-12).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(2, 12), k=st.integers(2, 5), c=st.integers(2, 4), seed=st.integers(0, 10_000), data=st.data())
+def test_every_strategy_picks_distinct_pool_points_and_scorers_the_best(n, k, c, seed, data):
+    g = torch.Generator().manual_seed(seed)
+    lp = torch.log_softmax(torch.randn(n, k, c, generator=g) * 4, dim=-1)
+    b = data.draw(st.integers(1, n - 1))
     for name, strategy in REGISTRY.items():
-        if strategy.needs_samples and k < 2:
-            continue
-        batch = select(name, lp, n, generator=g)
-        assert sorted(batch.indices) == list(range(n))
+        batch = select(name, lp, b, generator=torch.Generator().manual_seed(seed))
+        assert len(batch.indices) == b == len(batch.scores) and len(set(batch.indices)) == b
+        assert all(0 <= i < n for i in batch.indices)
+        if strategy.scorer is not None:
+            scores = score(name, lp)
+            assert batch.scores == scores[batch.indices].tolist()
+            unchosen = [i for i in range(n) if i not in batch.indices]
+            assert min(batch.scores) >= scores[unchosen].max().item()
+            assert batch.scores == sorted(batch.scores, reverse=True)

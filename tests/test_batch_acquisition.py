@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from bal.acquisition import score, select
+from bal.acquisition import CEILING_FRACTION, past_ceiling, score, select
 from bal.joint_entropy import exact_configurations, joint_entropies, sampled_configurations
 
 
@@ -92,6 +92,50 @@ def test_batchbald_needs_two_samples():
         select("batchbald", random_log_probs(5, 1, 3, seed=0), 2)
 
 
+def test_batchbald_switches_from_exact_to_sampled_as_enumeration_says():
+    """C = 5 and 3,000 configurations: exact for 4 points (625), sampled from the 5th (3,125)."""
+    lp = random_log_probs(7, 4, 5, seed=8, sharpness=1.5)
+    probs = lp.exp()
+    batch = select("batchbald", lp, 5, generator=torch.Generator().manual_seed(0), max_configurations=3000)
+    chosen = []
+    for step in range(4):  # exact: the brute-force greedy, to float precision
+        mi = {x: brute_force_mutual_information(probs, chosen + [x]) for x in range(7) if x not in chosen}
+        best = max(mi, key=mi.get)
+        assert batch.indices[step] == best and batch.scores[step] == pytest.approx(mi[best], abs=1e-12)
+        chosen.append(best)
+    mi = {x: brute_force_mutual_information(probs, chosen + [x]) for x in range(7) if x not in chosen}
+    fifth = batch.indices[4]
+    assert fifth in mi
+    assert batch.scores[4] != pytest.approx(mi[fifth], abs=1e-9)  # an estimate: the sampled path ran ...
+    assert batch.scores[4] == pytest.approx(mi[fifth], abs=0.05)  # ... and is close to the enumeration
+    assert mi[fifth] >= max(mi.values()) - 0.05
+
+
+def test_batchbald_breaks_ties_with_the_generator_as_top_k_does():
+    flat = torch.full((30, 3, 4), math.log(1 / 4), dtype=torch.float64)  # every gain equal (0)
+    picks = {tuple(select("batchbald", flat, 3, generator=torch.Generator().manual_seed(s)).indices) for s in range(6)}
+    assert len(picks) > 1
+    again = [select("batchbald", flat, 3, generator=torch.Generator().manual_seed(2)).indices for _ in range(2)]
+    assert again[0] == again[1]
+    assert select("batchbald", flat, 3).indices == [0, 1, 2]  # no generator: index order
+    assert select("batchbald", flat, 3, generator=torch.Generator().manual_seed(2)).indices == \
+        select("bald", flat, 3, generator=torch.Generator().manual_seed(2)).indices  # the same tie order as top_k
+
+
+def test_joint_mutual_information_is_capped_at_log_k_and_flagged_near_it():
+    # K = 2 samples that confidently disagree on every point: one point already carries all log 2 nats
+    certain = torch.tensor([[[1 - 1e-9, 1e-9], [1e-9, 1 - 1e-9]]] * 4, dtype=torch.float64).log()
+    batch = select("batchbald", certain, 3)
+    assert batch.scores == pytest.approx([math.log(2)] * 3, abs=1e-6)
+    assert past_ceiling("batchbald", batch.scores, 2) == [True, True, True]
+    assert past_ceiling("bald", batch.scores, 2) == [False] * 3  # per-point scores: no joint ceiling
+    lp = random_log_probs(40, 4, 10, seed=9, sharpness=2.0)  # K = 4: the exact joint MI of any batch <= log 4
+    scores = select("batchbald", lp, 4).scores  # 10^4 configurations: exact
+    assert scores == sorted(scores) and max(scores) <= math.log(4) + 1e-9
+    flags = past_ceiling("batchbald", scores, 4)
+    assert flags == [s > CEILING_FRACTION * math.log(4) for s in scores] and flags[0] is False and flags[-1] is True
+
+
 # The stochastic strategies (Kirsch et al. 2023): name, the score they sample by, weight(score, beta).
 STOCHASTIC = [
     ("power_bald", "bald", lambda s, beta: s**beta),
@@ -123,7 +167,21 @@ def test_stochastic_samples_in_proportion_to_their_weight(name, scorer, weight, 
     assert firsts.count(0) / 4000 == pytest.approx(w0 / (w0 + w1), abs=0.025)  # >= 3 binomial standard errors
 
 
+@pytest.mark.parametrize("name, scorer, weight", STOCHASTIC)
+def test_stochastic_second_pick_follows_sampling_without_replacement(name, scorer, weight):
+    """Plackett-Luce: P(first i, then j) = w_i / W * w_j / (W - w_i), for every ordered pair."""
+    pool = torch.tensor([[[0.99, 0.01], [0.01, 0.99]], [[0.95, 0.05], [0.75, 0.25]], [[0.9, 0.1], [0.4, 0.6]]],
+                        dtype=torch.float64).log()
+    w = [weight(s, 1.0) for s in score(scorer, pool).tolist()]
+    draws = 6000
+    pairs = [tuple(select(name, pool, 2, generator=torch.Generator().manual_seed(s)).indices) for s in range(draws)]
+    for i, j in itertools.permutations(range(3), 2):
+        expected = w[i] / sum(w) * w[j] / (sum(w) - w[i])
+        assert pairs.count((i, j)) / draws == pytest.approx(expected, abs=4 * math.sqrt(expected * (1 - expected) / draws))
+
+
 @pytest.mark.parametrize("name", [name for name, _, _ in STOCHASTIC])
-def test_stochastic_rejects_negative_beta(name):
-    with pytest.raises(ValueError, match="beta >= 0"):
-        select(name, random_log_probs(5, 2, 3, seed=0), 2, beta=-1.0)
+@pytest.mark.parametrize("beta", [-1.0, math.inf, math.nan])
+def test_stochastic_rejects_a_beta_it_cannot_honour(name, beta):
+    with pytest.raises(ValueError, match="finite beta >= 0"):
+        select(name, random_log_probs(5, 2, 3, seed=0), 2, beta=beta)

@@ -1,4 +1,6 @@
 import copy
+import dataclasses
+import math
 from pathlib import Path
 
 import pytest
@@ -38,16 +40,17 @@ def test_committed_params_load(tmp_path):
     params = load_params(write(tmp_path, PARAMS))
     assert params.learn.mnist.acquisition_size == 10
     assert params.learn.mnist.train.learning_rate > 0
-    assert params.learn.mnist.loop_settings("power_bald", 0, [1]).strategy_options == {"beta": 1.0}
-    assert params.learn.mnist.loop_settings("softmax_bald", 0, [1]).strategy_options == {"beta": 1.0}
-    assert params.learn.mnist.loop_settings("bald", 0, [1]).strategy_options == {}
+    assert params.strategy_options("power_bald") == {"beta": 1.0}
+    assert params.strategy_options("batchbald") == {"max_configurations": 10_000}
+    assert params.strategy_options("bald") == {}
+    assert params.compute.device == "cpu"  # the committed results are CPU runs: a GPU is asked for, never assumed
 
 
 def test_test_set_masks_default_to_the_scoring_masks(tmp_path):
     own = load_params(write(tmp_path, with_change("learn.mnist.test_mc_samples", 7))).learn.mnist
-    assert own.loop_settings("bald", 0, [1]).test_samples == 7
+    assert own.loop_settings("bald", 0, [1], {}).test_samples == 7
     same = load_params(write(tmp_path, with_change("learn.mnist.test_mc_samples", None))).learn.mnist
-    assert same.loop_settings("bald", 0, [1]).test_samples == same.mc_samples
+    assert same.loop_settings("bald", 0, [1], {}).test_samples == same.mc_samples
 
 
 BAD = [
@@ -92,11 +95,22 @@ BAD = [
     ("prepare.twomoons.noise", -0.1, "prepare.twomoons.noise = -0.1"),
     ("learn.twomoons", None, "learn.twomoons = None: must be a mapping"),
     ("extra", 1, "extra is not a known key; allowed under the top level"),
-    ("learn.mnist.options.power_bald.beta", -1.0, "learn.mnist.options.power_bald.beta = -1.0: must be non-negative"),
-    ("learn.twomoons.options.softmax_bald", {"beta": -2.0}, "learn.twomoons.options.softmax_bald.beta = -2.0: must be non-negative"),
-    ("learn.mnist.options.power_entropy", {"beta": -0.5}, "learn.mnist.options.power_entropy.beta = -0.5: must be"),
-    ("learn.mnist.options.batchbald.max_configurations", 0, "learn.mnist.options.batchbald.max_configurations = 0"),
-    ("learn.mnist.options.bald", {}, "learn.mnist.options.bald is not a known key"),
+    ("options.power_bald.beta", -1.0, "options.power_bald.beta = -1.0: must be non-negative"),
+    ("options.power_bald.beta", float("inf"), "options.power_bald.beta = inf: must be a finite number"),
+    ("options.softmax_bald", {"beta": -2.0}, "options.softmax_bald.beta = -2.0: must be non-negative"),
+    ("options.power_entropy", {"beta": -0.5}, "options.power_entropy.beta = -0.5: must be"),
+    ("options.batchbald.max_configurations", 0, "options.batchbald.max_configurations = 0"),
+    ("options.batchbald.max_configurations", 2_000_000,
+     "options.batchbald.max_configurations = 2000000: must be at most 1167110 for learn.mnist (K = 100 samples, C = 10"),
+    ("options.bald", {"beta": 1.0}, "options.bald.beta is not a known key"),
+    ("options.bald", DELETE, "options.bald is missing"),
+    ("options.balde", {}, "options.balde is not a known key"),
+    ("learn.mnist.options", {}, "learn.mnist.options is not a known key"),
+    ("learn.mnist.train.learning_rate", float("inf"), "learn.mnist.train.learning_rate = inf: must be a finite number"),
+    ("learn.mnist.train.weight_decay", float("nan"), "learn.mnist.train.weight_decay = nan: must be a finite number"),
+    ("learn.mnist.train.patience", 3, "learn.mnist.train.patience = 3: must be 0 while eval_every is 0"),
+    ("learn.repeated_mnist.test_mc_samples", DELETE,
+     "learn.repeated_mnist.test_mc_samples is missing; study.datasets holds repeated_mnist"),
     ("learn.mnist.train.precision", "float16", "learn.mnist.train.precision = 'float16': must be float32 or bfloat16"),
     ("learn.mnist.train.patience", -1, "learn.mnist.train.patience = -1"),
     ("prepare.repeated_mnist.repeats", 0, "prepare.repeated_mnist.repeats = 0"),
@@ -126,9 +140,44 @@ def _leaf_keys(node, prefix=""):
             yield f"{prefix}{key}"
 
 
+def honourable(params) -> None:
+    """An independent statement of what a loaded config must satisfy: what the fuzz checks every
+    accepted config against, so that a value wrongly accepted fails the test."""
+    from bal.config import CLASSES, MNIST_TRAIN_SIZE
+
+    def numbers(node, key=""):
+        if dataclasses.is_dataclass(node):
+            for f in dataclasses.fields(node):
+                yield from numbers(getattr(node, f.name), f"{key}.{f.name}")
+        elif isinstance(node, list):
+            for x in node:
+                yield from numbers(x, key)
+        elif isinstance(node, (int, float)) and not isinstance(node, bool):
+            yield key, node
+
+    for key, value in numbers(params):
+        assert math.isfinite(value) and value >= 0, (key, value)
+    assert set(params.prepare.datasets) >= set(params.run.datasets) | set(params.study.datasets)
+    assert params.compute.threads >= 1
+    assert all(b >= 0 for b in (o.beta for o in vars(params.options).values() if hasattr(o, "beta")))
+    for name in CLASSES:
+        learn = getattr(params.learn, name)
+        initial = learn.initial_per_class * CLASSES[name]
+        assert learn.acquisition_size >= 1 and learn.initial_per_class >= 1 and learn.mc_samples >= 1
+        assert initial < learn.budget <= params.pool_size(name)
+        assert learn.train.steps >= 1 and learn.train.batch_size >= 1 and learn.train.learning_rate > 0
+        assert learn.train.patience == 0 or learn.train.eval_every > 0
+        assert learn.train.precision in ("float32", "bfloat16") and learn.model in ("gal_cnn", "moons_mlp")
+        assert learn.pool_subset is None or learn.acquisition_size <= learn.pool_subset <= params.pool_size(name)
+    for name in ("mnist", "repeated_mnist"):
+        assert 1 <= getattr(params.prepare, name).n_validation < MNIST_TRAIN_SIZE
+    assert params.study.budget > max(getattr(params.learn, d).initial_per_class * CLASSES[d] for d in params.study.datasets)
+
+
 LEAVES = sorted(_leaf_keys(PARAMS))
 ANY_VALUE = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True), st.text(max_size=8),
+    st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True), st.sampled_from([math.inf, -math.inf]),
+    st.text(max_size=8),
     st.lists(st.sampled_from(["bald", "random", "mnist", "twomoons", 0, 1, -1, None]), max_size=3),
     st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
 )
@@ -146,7 +195,9 @@ def test_fuzzed_params_load_or_fail_with_config_error(tmp_path_factory, changes)
     path = tmp_path_factory.mktemp("fuzz") / "params.yaml"
     path.write_text(yaml.safe_dump(data))
     try:
-        load_params(path)
+        params = load_params(path)
     except ConfigError as err:
         assert str(err).count("\n") == 0 and str(err).endswith(".")
+    else:
+        honourable(params)
 

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from bal.data import DataError, fetch_mnist, initial_indices, load_prepared, prepare_two_moons, save_prepared, two_moons
+from bal.data import (
+    DataError, fetch_mnist, initial_indices, load_prepared, prepare_mnist, prepare_two_moons, save_prepared, two_moons,
+)
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist" / "raw"
 
@@ -29,6 +31,23 @@ def test_initial_set_is_balanced_and_depends_only_on_seed():
 def test_initial_set_too_large_for_a_class():
     with pytest.raises(DataError, match="class 1 has only 1 pool points"):
         initial_indices(torch.tensor([0, 0, 1]), 2, seed=0)
+
+
+def test_mnist_pool_and_validation_partition_the_training_set():
+    ids = torch.arange(1000)
+    train_x = torch.stack([ids % 256, ids // 256], dim=1).to(torch.uint8)[:, :, None]  # each image names its index
+    train_y, test_x, test_y = ids % 10, torch.zeros(7, 2, 1, dtype=torch.uint8), torch.zeros(7, dtype=torch.long)
+    arrays = prepare_mnist(train_x, train_y, test_x, test_y, n_validation=100, seed=3)
+
+    def index(x):
+        return (x[:, 0, 0].astype(int) + 256 * x[:, 1, 0].astype(int)).tolist()
+
+    pool, val = index(arrays["pool_x"]), index(arrays["val_x"])
+    assert len(pool) == 900 and len(val) == 100 and not set(pool) & set(val) and set(pool) | set(val) == set(range(1000))
+    assert (arrays["pool_y"] == np.array(pool) % 10).all() and (arrays["val_y"] == np.array(val) % 10).all()
+    assert len(arrays["test_y"]) == 7
+    assert index(prepare_mnist(train_x, train_y, test_x, test_y, 100, seed=3)["val_x"]) == val
+    assert index(prepare_mnist(train_x, train_y, test_x, test_y, 100, seed=4)["val_x"]) != val
 
 
 def test_prepared_roundtrip_and_tamper_detection(tmp_path):

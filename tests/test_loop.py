@@ -4,7 +4,7 @@ import torch
 
 import bal.loop
 
-from bal.data import Split, initial_indices, prepare_two_moons
+from bal.data import Split, initial_indices, load_prepared, prepare_two_moons, save_prepared
 from bal.loop import LoopSettings, TrainSettings, pool_subset, run, train
 from bal.models import moons_mlp
 
@@ -55,16 +55,90 @@ def test_identical_reruns_and_exact_resume():
     assert key(resumed) == key(full)
 
 
-def test_validation_checks_stop_early_and_keep_the_best():
+def test_a_finished_run_is_not_trained_again():
+    split = tiny_split()
+    s = settings(split)
+    full = list(run(split, moons_mlp, s, torch.device("cpu")))
+    assert full[-1].n_labelled == s.budget
+    assert list(run(split, moons_mlp, s, torch.device("cpu"), finished=full)) == []
+    assert [r.n_labelled for r in run(split, moons_mlp, s, torch.device("cpu"), finished=full[:-1])] == [s.budget]
+
+
+def test_only_strategies_that_look_at_predictions_get_them(monkeypatch):
+    split = tiny_split()
+    calls = []
+    real = bal.loop.predict_log_probs
+    monkeypatch.setattr(bal.loop, "predict_log_probs", lambda *a, **k: calls.append(1) or real(*a, **k))
+    list(run(split, moons_mlp, settings(split, "random"), torch.device("cpu")))
+    assert calls == []
+    list(run(split, moons_mlp, settings(split, "bald"), torch.device("cpu")))
+    assert len(calls) == 4  # every round but the last scores the pool
+
+
+def validation_script(monkeypatch, qualities):
+    """Make the validation checks report ``qualities`` in turn; return the weights seen at each check."""
+    states = []
+
+    def scripted(model, val_x, val_y):
+        states.append({k: v.clone() for k, v in model.state_dict().items()})
+        return qualities[len(states) - 1]
+
+    monkeypatch.setattr(bal.loop, "_validation_quality", scripted)
+    return states
+
+
+def test_validation_checks_keep_the_best_weights(monkeypatch):
     split = tiny_split()
     labelled = initial_indices(split.pool_y, 3, 0)
     args = (split.pool_x[labelled], split.pool_y[labelled])
-    torch.manual_seed(0)
+    states = validation_script(monkeypatch, [(0.5, -1.0), (0.9, -0.5), (0.7, -0.2), (0.9, -0.6), (0.6, -0.1)])
+    model = moons_mlp()
+    assert train(model, *args, TrainSettings(steps=50, eval_every=10), torch.Generator(), split.val_x, split.val_y) == 50
+    assert len(states) == 5
+    best = states[1]  # the highest (accuracy, -NLL); the later equal accuracy has a worse NLL
+    assert all(torch.equal(model.state_dict()[k], best[k]) for k in best)
+    assert not all(torch.equal(states[4][k], best[k]) for k in best)
+
+
+def test_validation_checks_stop_after_patience_checks_without_improvement(monkeypatch):
+    split = tiny_split()
+    labelled = initial_indices(split.pool_y, 3, 0)
+    args = (split.pool_x[labelled], split.pool_y[labelled])
     assert train(moons_mlp(), *args, TrainSettings(steps=2000), torch.Generator()) == 2000
-    torch.manual_seed(0)
+    states = validation_script(monkeypatch, [(0.5, -1.0), (0.8, -1.0), (0.7, -1.0), (0.8, -1.0), (0.6, -1.0)] + [(0.9, 0)] * 200)
     early = TrainSettings(steps=2000, eval_every=10, patience=3)
-    steps = train(moons_mlp(), *args, early, torch.Generator(), split.val_x, split.val_y)
-    assert steps < 2000 and steps % 10 == 0
+    model = moons_mlp()
+    assert train(model, *args, early, torch.Generator(), split.val_x, split.val_y) == 50  # checks 3, 4, 5 no better than 2
+    assert all(torch.equal(model.state_dict()[k], states[1][k]) for k in states[1])
+
+
+def test_repeated_pool_through_the_loop(tmp_path, monkeypatch):
+    """A Repeated pool as prepare writes it: each round scores whole originals with all their unlabelled
+    copies, and no point is labelled twice."""
+    save_prepared(prepare_two_moons(60, 10, 100, 0.1, seed=0), tmp_path / "rep",
+                  repeat={"times": 3, "noise_std": 0.1, "seed": 0})
+    split = load_prepared(tmp_path / "rep")
+    assert split.copies == 3 and len(split.pool_y) == 180
+    s = dataclasses.replace(settings(split, "batchbald"), initial=tuple(initial_indices(split.pool_y, 1, 1)),
+                            pool_subset=30, budget=14)
+    scored = []
+    real = bal.loop.pool_subset
+
+    def recording(candidates_P, original_P, originals, generator):
+        subset = real(candidates_P, original_P, originals, generator)
+        scored.append((originals, candidates_P, subset))
+        return subset
+
+    monkeypatch.setattr(bal.loop, "pool_subset", recording)
+    rounds = list(run(split, moons_mlp, s, torch.device("cpu")))
+    assert [r.n_labelled for r in rounds] == [2, 5, 8, 11, 14]
+    acquired = [i for r in rounds for i in r.acquired]
+    assert len(set(acquired + list(s.initial))) == 14
+    for originals, candidates_P, subset_P in scored:
+        assert originals == 10  # pool_subset // copies
+        chosen = set(split.original(subset_P).tolist())
+        assert len(chosen) == 10
+        assert set(subset_P.tolist()) == {p for p in candidates_P.tolist() if p % 60 in chosen}
 
 
 def test_pool_subset_draws_originals_with_all_their_unlabelled_copies():

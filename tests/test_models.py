@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -29,11 +31,49 @@ def test_masks_are_consistent_across_the_pool_and_fresh_per_call():
     assert not torch.allclose(first, second)
 
 
-def test_log_probs_normalised_and_evaluate_range():
+def test_log_probs_normalised():
     torch.manual_seed(0)
     model = moons_mlp()
-    x, y = torch.randn(20, 2), torch.randint(2, (20,))
-    lp = predict_log_probs(model, x, 4, torch.Generator().manual_seed(0))
+    lp = predict_log_probs(model, torch.randn(20, 2), 4, torch.Generator().manual_seed(0))
     assert torch.allclose(lp.exp().sum(-1), torch.ones(20, 4), atol=1e-5)
-    accuracy, nll = evaluate(model, x, y, 4, torch.Generator().manual_seed(0))
-    assert 0 <= accuracy <= 1 and nll > 0
+
+
+def test_evaluate_scores_the_mc_averaged_prediction():
+    """A model whose K samples say p(class 1) = sigmoid(+-2) by the sign of its input, the sign flipped
+    in half of them by the hidden dropout mask: the MC average is known in closed form."""
+    model = moons_mlp(hidden=1, p=0.5)
+    with torch.no_grad():
+        for layer in (model.trunk[0], model.head.fc1):
+            layer.weight.zero_(), layer.bias.fill_(1.0)  # every hidden unit is 1 (before dropout)
+        model.head.fc2.weight.copy_(torch.tensor([[0.0], [2.0]]))  # logit of class 1: 2 x (kept hidden unit)
+        model.head.fc2.bias.copy_(torch.tensor([0.0, -2.0]))
+    x = torch.zeros(8, 2)
+    y = torch.tensor([1, 1, 1, 0, 0, 0, 0, 0])
+    k = 64
+    masks = model.head.draw_masks(k, torch.Generator().manual_seed(0))
+    kept = (masks[1][:, 0] > 0).double()  # per sample: hidden unit kept (logit 2 x 2 - 2 = +2) or dropped (-2)
+    p1 = (kept * torch.sigmoid(torch.tensor(2.0, dtype=torch.float64))
+          + (1 - kept) * torch.sigmoid(torch.tensor(-2.0, dtype=torch.float64))).mean().item()
+    accuracy, nll = evaluate(model, x, y, k, torch.Generator().manual_seed(0))
+    predicted = int(p1 > 0.5)
+    assert accuracy == pytest.approx((y == predicted).double().mean().item())
+    assert nll == pytest.approx(-(3 * math.log(p1) + 5 * math.log(1 - p1)) / 8, rel=1e-5)
+
+
+@pytest.mark.parametrize("make_model", [gal_cnn, moons_mlp])  # gal_cnn's rates differ (0.25, 0.5): a swap shows
+def test_training_dropout_rates_equal_the_inference_masks_rates(make_model):
+    torch.manual_seed(0)
+    head = make_model().head
+    d, h = head.fc1.in_features, head.fc1.out_features
+    with torch.no_grad():
+        head.fc1.weight.zero_(), head.fc1.bias.fill_(1.0)  # every hidden unit 1 before its dropout
+    seen = {}
+    head.fc1.register_forward_hook(lambda m, inputs, out: seen.update(fc1=inputs[0]))
+    head.fc2.register_forward_hook(lambda m, inputs, out: seen.update(fc2=inputs[0]))
+    head.train()
+    head(torch.ones(4000, d))
+    mask_in_K_D, mask_hidden_K_H = head.draw_masks(4000, torch.Generator().manual_seed(0))
+    for name, mask, p in (("fc1", mask_in_K_D, head.p_in), ("fc2", mask_hidden_K_H, head.p_hidden)):
+        trained = (seen[name] == 0).double().mean().item()
+        inferred = (mask == 0).double().mean().item()
+        assert trained == pytest.approx(p, abs=0.01) and inferred == pytest.approx(p, abs=0.01), name

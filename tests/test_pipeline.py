@@ -14,9 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.smoke
 
 TINY = [
-    "run.strategies=[random,max_entropy,bald,batchbald]",
+    "run.strategies=[random,max_entropy,bald,batchbald,power_bald]",
     "study.datasets=[twomoons]",
-    "study.strategies=[bald,batchbald]",
+    "study.strategies=[bald,batchbald,power_bald]",
     "study.acquisition_sizes=[1,3]",
     "study.seeds=[0]",
     "study.budget=10",
@@ -62,14 +62,14 @@ def test_experiment_runs_end_to_end(repo):
     assert "learn@twomoons-bald-0" in out.stdout
 
     summary = json.loads((repo / "metrics/summary.json").read_text())
-    assert set(summary["twomoons"]) == {"random", "max_entropy", "bald", "batchbald"}
+    assert set(summary["twomoons"]) == {"random", "max_entropy", "bald", "batchbald", "power_bald"}
     curve = pd.read_csv(repo / "data/runs/twomoons/bald/0/curve.csv")
     assert curve.n_labelled.tolist() == [4, 6, 8, 10]
     assert {"train_seconds", "score_seconds", "select_seconds", "eval_seconds", "test_nll"} <= set(curve.columns)
     acquired = pd.read_csv(repo / "data/runs/twomoons/bald/0/acquired.csv")
     assert len(acquired) == 6 and acquired.pool_index.is_unique
     wide = pd.read_csv(repo / "plots/curves/twomoons.csv")
-    assert list(wide.columns) == ["n_labelled", "random", "max_entropy", "bald", "batchbald"]
+    assert list(wide.columns) == ["n_labelled", "random", "max_entropy", "bald", "batchbald", "power_bald"]
     figures = {p.name for p in (repo / "plots/figures").iterdir()}
     assert {"twomoons_curves.png", "twomoons_strategies.svg", "twomoons_bald_terms.png"} <= figures
     if "mnist" in datasets:
@@ -77,7 +77,7 @@ def test_experiment_runs_end_to_end(repo):
         assert {"mnist_curves.png", "mnist_acquired_classes.png"} <= figures
 
     study = json.loads((repo / "metrics/study.json").read_text())
-    assert set(study["twomoons"]) == {"b1", "b3"} and set(study["twomoons"]["b3"]) == {"bald", "batchbald"}
+    assert set(study["twomoons"]) == {"b1", "b3"} and set(study["twomoons"]["b3"]) == {"bald", "batchbald", "power_bald"}
     assert pd.read_csv(repo / "data/study/twomoons/bald/b3/0/curve.csv").n_labelled.tolist() == [4, 7, 10]
     assert (repo / "plots/study/twomoons_curves.png").is_file()
 
@@ -85,6 +85,14 @@ def test_experiment_runs_end_to_end(repo):
     assert "final_accuracy" in sh("dvc", "metrics", "show", cwd=repo).stdout
     assert "dvc_plots" in sh("dvc", "plots", "show", cwd=repo).stdout
     assert "data/" not in sh("dvc", "status", cwd=repo).stdout  # everything up to date
+
+    # One strategy's option reaches that strategy's stages and the TwoMoons maps (which retrain them), no other.
+    params = (repo / "params.yaml").read_text()
+    (repo / "params.yaml").write_text(params.replace("power_bald: {beta: 1.0}", "power_bald: {beta: 2.0}"))
+    stale = set(json.loads(sh("dvc", "status", "--json", cwd=repo).stdout))
+    (repo / "params.yaml").write_text(params)
+    assert stale == {"learn@twomoons-power_bald-0", "learn@twomoons-power_bald-1", "learn@twomoons-power_bald-2",
+                     "study@twomoons-power_bald-1-0", "study@twomoons-power_bald-3-0", "figures"}
 
 
 def test_bad_param_fails_cleanly_without_output(repo):

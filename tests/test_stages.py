@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,24 +57,77 @@ def test_rerun_is_identical(work):
     assert not (work / "a.ckpt.json").exists()
 
 
-def test_killed_run_resumes_to_the_same_result(work):
-    if not (work / "a").exists():
-        stage("learn", *learn_args("a"), cwd=work)
-    proc = subprocess.Popen(command("learn", *learn_args("killed")), cwd=work, stdout=subprocess.DEVNULL)
-    checkpoint = work / "killed.ckpt.json"
+def kill_after_rounds(work, out, rounds):
+    """Start a learn stage and SIGKILL it once its checkpoint holds ``rounds`` rounds; return the checkpoint."""
+    proc = subprocess.Popen(command("learn", *learn_args(out)), cwd=work, stdout=subprocess.DEVNULL)
+    checkpoint = work / f"{out}.ckpt.json"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if checkpoint.exists() and len(json.loads(checkpoint.read_text())["rounds"]) >= 3:
+        if checkpoint.exists() and len(json.loads(checkpoint.read_text())["rounds"]) >= rounds:
             break
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not (work / "killed" / "curve.csv").exists()
+    assert not (work / out / "curve.csv").exists()
+    return checkpoint
+
+
+def test_killed_run_resumes_to_the_same_result(work):
+    if not (work / "a").exists():
+        stage("learn", *learn_args("a"), cwd=work)
+    kill_after_rounds(work, "killed", 3)
     resumed = stage("learn", *learn_args("killed"), cwd=work)
     assert "resuming after round" in resumed.stdout
     (curve_a, acquired_a), (curve_k, acquired_k) = results(work, "a"), results(work, "killed")
     pd.testing.assert_frame_equal(curve_a, curve_k)
     assert acquired_a == acquired_k
+
+
+def test_run_killed_after_its_final_round_is_not_trained_again(work):
+    """Killed between the final round's checkpoint and the CSVs: the rerun writes the checkpoint's rounds,
+    each labelled-set size once, and trains nothing."""
+    if not (work / "a").exists():
+        stage("learn", *learn_args("a"), cwd=work)
+    checkpoint = kill_after_rounds(work, "final", 1)
+    curve, acquired = pd.read_csv(work / "a" / "curve.csv"), pd.read_csv(work / "a" / "acquired.csv")
+    rounds = [{**row, "acquired": acquired.pool_index[acquired["round"] == row["round"]].tolist(),
+               "scores": acquired.score[acquired["round"] == row["round"]].tolist()}
+              for row in curve.to_dict("records")]
+    rounds[-1]["test_accuracy"] = 0.123  # not what training would give: shows the round was not trained again
+    saved = json.loads(checkpoint.read_text())
+    checkpoint.write_text(json.dumps({"fingerprint": saved["fingerprint"], "rounds": rounds}))
+    result = stage("learn", *learn_args("final"), cwd=work)
+    assert f"resuming after round {len(rounds)}" in result.stdout
+    final = pd.read_csv(work / "final" / "curve.csv")
+    assert final.n_labelled.is_unique and final.n_labelled.tolist() == curve.n_labelled.tolist()
+    assert final.test_accuracy.iloc[-1] == 0.123
+    pd.testing.assert_frame_equal(final.iloc[:-1], curve.iloc[:-1])
+    assert (work / "final" / "acquired.csv").read_bytes() == (work / "a" / "acquired.csv").read_bytes()
+    assert not checkpoint.exists()
+
+
+def test_run_records_its_environment_and_a_checkpoint_from_another_is_ignored(work):
+    if not (work / "a").exists():
+        stage("learn", *learn_args("a"), cwd=work)
+    env = json.loads((work / "a" / "environment.json").read_text())
+    assert env["device"] == "cpu" and env["threads"] == 1 and env["torch"] == torch.__version__
+    assert env["cpu"] and env["device_name"] == env["cpu"] and env["python"]
+    checkpoint = kill_after_rounds(work, "threads", 2)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["compute"]["threads"] = 2
+    (work / "two.yaml").write_text(yaml.safe_dump(params))
+    result = stage("learn", *learn_args("threads", params="two.yaml"), cwd=work)
+    assert "resuming" not in result.stdout and "1 thread" not in result.stdout and "2 thread(s)" in result.stdout
+    assert json.loads((work / "threads" / "environment.json").read_text())["threads"] == 2
+    assert not checkpoint.exists()
+
+
+def test_acquired_points_say_whether_the_batch_was_past_its_ceiling(work):
+    if not (work / "a").exists():
+        stage("learn", *learn_args("a"), cwd=work)
+    acquired = pd.read_csv(work / "a" / "acquired.csv")
+    assert list(acquired.columns) == ["round", "pool_index", "label", "score", "past_ceiling"]
+    assert not acquired.past_ceiling.any()  # BALD's per-point scores have no joint ceiling
 
 
 def test_checkpoint_from_other_params_is_ignored(work):
@@ -83,19 +137,55 @@ def test_checkpoint_from_other_params_is_ignored(work):
     assert "resuming" not in result.stdout
 
 
-def test_checkpoint_covers_the_code_a_run_executes_and_no_other():
+def test_checkpoint_and_dvc_cover_the_code_a_run_executes_and_no_other():
     probe = ("import sys; sys.argv = ['learn.py']; sys.path.insert(0, 'stages'); import learn; "
-             "print('\\n'.join(p.name for p in learn.code_files()))")
-    names = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    assert {"learn.py", "common.py", "loop.py", "acquisition.py", "joint_entropy.py", "models.py", "data.py"} <= set(names)
+             "print('\\n'.join(str(p) for p in learn.code_files()))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    files = {str(Path(f).resolve().relative_to(ROOT)) for f in out.split()}
+    names = {Path(f).name for f in files}
+    assert {"learn.py", "common.py", "loop.py", "acquisition.py", "joint_entropy.py", "models.py", "data.py", "io.py"} <= names
     assert "plotting.py" not in names and "results.py" not in names
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name in ("learn", "study"):
+        deps = {d for d in stages[name]["deps"] if not d.startswith("data/")}
+        assert deps == files, name  # every module a run imports is a DVC dependency of its stage, and only those
+
+
+def test_study_stages_depend_on_the_learn_keys_they_read():
+    from bal.config import STUDY_LEARN_KEYS
+
+    params = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["study"]["params"]
+    learn_keys = {p.rsplit(".", 1)[-1] for p in params if p.startswith("learn.")}
+    assert learn_keys == set(STUDY_LEARN_KEYS)
+    assert {"compute", "options.${item.strategy}", "study.budget"} <= set(params)
+
+
+def test_only_user_errors_lose_their_traceback(capsys):
+    sys.path.insert(0, str(ROOT / "stages"))
+    from bal.config import ConfigError
+    from common import fails_cleanly
+
+    @fails_cleanly
+    def bad_param():
+        raise ConfigError("learn.mnist.budget = -1: must be positive.")
+
+    with pytest.raises(SystemExit) as exit_:
+        bad_param()
+    assert exit_.value.code == 2 and capsys.readouterr().err == "error: learn.mnist.budget = -1: must be positive.\n"
+
+    @fails_cleanly
+    def bug():
+        raise ValueError("a programming error inside pandas or torch")
+
+    with pytest.raises(ValueError, match="a programming error"):
+        bug()
 
 
 @pytest.mark.parametrize(
     "option, message",
     [
-        ({"strategy": "balde"}, "unknown strategy 'balde'; known strategies: random"),
-        ({"dataset": "cifar"}, "unknown dataset 'cifar'"),
+        ({"strategy": "balde"}, "--strategy 'balde': unknown strategy; known strategies: random"),
+        ({"dataset": "cifar"}, "--dataset 'cifar' is not a known dataset"),
         ({"prepared": "nowhere"}, "nowhere/manifest.json is missing; run the prepare stage"),
         ({"params": "missing.yaml"}, "missing.yaml does not exist"),
     ],

@@ -1,15 +1,18 @@
 """Acquisition functions: scorers, selectors and the one registry of strategy names.
 
-Every function takes ``log_probs_N_K_C``: natural-log class probabilities for N pool
-points under K Monte-Carlo dropout samples (consistent masks: sample k used the same
-mask for every point). A *scorer* maps it to ``scores_N`` (higher = more informative);
-a *selector* returns a :class:`CandidateBatch`. Scorers become selectors by taking the
-top ``batch_size`` scores, ties broken by the generator.
+A strategy looks at the candidates through :class:`PoolInputs`, and each :class:`Strategy`
+declares which of its fields it needs, so the loop computes nothing a strategy does not use.
+The main input is ``log_probs_N_K_C``: natural-log class probabilities for N pool points
+under K Monte-Carlo dropout samples (consistent masks: sample k used the same mask for
+every point). A *scorer* maps its inputs to ``scores_N`` (higher = more informative); a
+*selector* returns a :class:`CandidateBatch`. Scorers become selectors by taking the top
+``batch_size`` scores; equal scores, here and in BatchBALD's greedy steps, are ordered by a
+random permutation drawn from the generator (index order without one).
 
-Public API::
+Public API (``pool`` is a :class:`PoolInputs`, or just a ``log_probs_N_K_C`` tensor)::
 
-    score(name, log_probs_N_K_C) -> scores_N
-    select(name, log_probs_N_K_C, batch_size, *, generator=None, **options) -> CandidateBatch
+    score(name, pool) -> scores_N
+    select(name, pool, batch_size, *, generator=None, **options) -> CandidateBatch
 """
 
 from __future__ import annotations
@@ -31,11 +34,31 @@ class CandidateBatch:
     scores: list[float]
 
 
+@dataclass(frozen=True)
+class PoolInputs:
+    """What a strategy may look at for the ``size`` candidates; the loop fills in only the fields
+    that the strategy's :attr:`Strategy.inputs` name."""
+
+    size: int
+    log_probs_N_K_C: torch.Tensor | None = None
+
+    @classmethod
+    def of(cls, pool: "PoolInputs | torch.Tensor") -> "PoolInputs":
+        """``pool`` itself, or a bare ``log_probs_N_K_C`` tensor wrapped."""
+        return pool if isinstance(pool, PoolInputs) else cls(pool.shape[0], pool)
+
+
 def _check_log_probs(log_probs_N_K_C: torch.Tensor) -> None:
     if log_probs_N_K_C.ndim != 3:
         raise ValueError(f"log_probs must have shape N x K x C, got {tuple(log_probs_N_K_C.shape)}.")
     if torch.isnan(log_probs_N_K_C).any() or (log_probs_N_K_C == math.inf).any():
         raise ValueError("log_probs contain NaN or +inf: the model's predictions are broken.")
+
+
+def _tie_order(n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """The order in which equal scores are preferred: a random permutation, or index order."""
+    order_N = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    return order_N.to(device)
 
 
 def _probs(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
@@ -101,17 +124,15 @@ def top_k(scores_N: torch.Tensor, batch_size: int, generator: torch.Generator | 
     """The ``batch_size`` highest scores; equal scores are ordered by a random permutation."""
     if not torch.isfinite(scores_N).all():
         raise ValueError("acquisition scores contain NaN or inf: refusing to pick arbitrarily.")
-    n = scores_N.shape[0]
-    perm_N = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-    perm_N = perm_N.to(scores_N.device)
+    perm_N = _tie_order(scores_N.shape[0], generator, scores_N.device)
     order_N = torch.sort(scores_N[perm_N], descending=True, stable=True).indices
     chosen_B = perm_N[order_N[:batch_size]]
     return CandidateBatch(chosen_B.tolist(), scores_N[chosen_B].tolist())
 
 
-def random(log_probs_N_K_C: torch.Tensor, batch_size: int, generator: torch.Generator | None) -> CandidateBatch:
-    """Uniformly random points, without replacement; the scores are the uniform draws."""
-    n = log_probs_N_K_C.shape[0]
+def random(n: int, batch_size: int, generator: torch.Generator | None) -> CandidateBatch:
+    """Uniformly random points of the ``n`` candidates, without replacement; the scores are the
+    uniform draws. It needs no predictions."""
     draws_N = torch.rand(n, generator=generator, dtype=torch.float64)
     return top_k(draws_N, batch_size, None)
 
@@ -126,12 +147,13 @@ def batchbald(
 
     The joint entropy is exact while C^n <= ``max_configurations`` and estimated from that many
     sampled configurations beyond. The scores are the batch's joint mutual information after each
-    addition. Needs K >= 2 *consistent* MC-dropout samples (one mask per k for the whole pool): the
-    product over points of p(y_i | w_k) is only a joint likelihood if w_k is the same for all.
+    addition, which K equally weighted samples cap at log K (:func:`past_ceiling`). Needs K >= 2
+    *consistent* MC-dropout samples (one mask per k for the whole pool): the product over points of
+    p(y_i | w_k) is only a joint likelihood if w_k is the same for all. Equal gains are ordered by a
+    random permutation from ``generator``, as in :func:`top_k`.
     """
     n, k, c = log_probs_N_K_C.shape
-    if k < 2:
-        raise ValueError(f"batchbald needs at least 2 MC samples, got K = {k}.")
+    tie_order_N = _tie_order(n, generator, log_probs_N_K_C.device)
     probs_N_C_K = log_probs_N_K_C.double().exp().transpose(1, 2).contiguous()
     conditional_entropy_N = expected_entropy(log_probs_N_K_C)
     available_N = torch.ones(n, dtype=torch.bool, device=probs_N_C_K.device)
@@ -149,7 +171,7 @@ def batchbald(
         if not torch.isfinite(mutual_information_N[available_N]).all():
             raise ValueError("batchbald scores contain NaN or inf: refusing to pick arbitrarily.")
         mutual_information_N[~available_N] = -torch.inf
-        best = int(mutual_information_N.argmax())
+        best = int(tie_order_N[mutual_information_N[tie_order_N].argmax()])  # argmax: the first maximum
         chosen.append(best)
         scores.append(float(mutual_information_N[best]))
         available_N[best] = False
@@ -171,8 +193,8 @@ def _gumbel_top_k(
 
 
 def _check_beta(name: str, beta: float) -> None:
-    if beta < 0:
-        raise ValueError(f"{name} needs beta >= 0, got {beta}.")
+    if not 0 <= beta < math.inf:
+        raise ValueError(f"{name} needs a finite beta >= 0, got {beta}.")
 
 
 def power_bald(
@@ -213,23 +235,29 @@ def power_entropy(
 
 @dataclass(frozen=True)
 class Strategy:
+    """A registered strategy: a scorer or a selector, called with the :class:`PoolInputs` fields that
+    ``inputs`` names (positionally, in that order); a selector then gets ``batch_size``, the generator
+    and its options."""
+
     name: str
-    scorer: Callable[[torch.Tensor], torch.Tensor] | None = None
+    scorer: Callable[..., torch.Tensor] | None = None
     selector: Callable[..., CandidateBatch] | None = None
-    needs_samples: bool = False  # meaningless with a single MC sample (K = 1)
+    inputs: tuple[str, ...] = ("log_probs_N_K_C",)
+    needs_samples: bool = False  # meaningless with a single MC sample (K = 1): every score would be 0
+    joint_scores: bool = False  # its scores are the batch's running joint mutual information (capped at log K)
 
 
 REGISTRY: dict[str, Strategy] = {
     s.name: s
     for s in [
-        Strategy("random", selector=random),
+        Strategy("random", selector=random, inputs=("size",)),
         Strategy("max_entropy", scorer=max_entropy),
         Strategy("margin", scorer=margin),
         Strategy("least_confidence", scorer=least_confidence),
         Strategy("variation_ratios", scorer=variation_ratios, needs_samples=True),
         Strategy("mean_std", scorer=mean_std, needs_samples=True),
         Strategy("bald", scorer=bald, needs_samples=True),
-        Strategy("batchbald", selector=batchbald, needs_samples=True),
+        Strategy("batchbald", selector=batchbald, needs_samples=True, joint_scores=True),
         Strategy("power_bald", selector=power_bald, needs_samples=True),
         Strategy("softmax_bald", selector=softmax_bald, needs_samples=True),
         Strategy("power_entropy", selector=power_entropy),
@@ -245,31 +273,62 @@ def get_strategy(name: str) -> Strategy:
         raise ValueError(f"unknown strategy {name!r}; known strategies: {', '.join(REGISTRY)}.") from None
 
 
-def score(name: str, log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
+def _inputs(strategy: Strategy, pool: PoolInputs) -> list:
+    """The checked inputs that ``strategy`` declares, in its order."""
+    values = []
+    for name in strategy.inputs:
+        value = getattr(pool, name)
+        if value is None:
+            raise ValueError(f"strategy {strategy.name!r} needs {name}, which the pool inputs lack.")
+        if name == "log_probs_N_K_C":
+            _check_log_probs(value)
+            if strategy.needs_samples and value.shape[1] < 2:
+                raise ValueError(f"strategy {strategy.name!r} needs at least 2 MC samples, got K = {value.shape[1]}: "
+                                 "with one sample every score is 0.")
+        values.append(value)
+    return values
+
+
+def score(name: str, pool: PoolInputs | torch.Tensor) -> torch.Tensor:
     """Per-point informativeness ``scores_N`` (float64, higher = more informative)."""
     strategy = get_strategy(name)
     if strategy.scorer is None:
         raise ValueError(f"strategy {name!r} selects a batch and has no per-point score; use select().")
-    _check_log_probs(log_probs_N_K_C)
-    return strategy.scorer(log_probs_N_K_C)
+    return strategy.scorer(*_inputs(strategy, PoolInputs.of(pool)))
 
 
 def select(
     name: str,
-    log_probs_N_K_C: torch.Tensor,
+    pool: PoolInputs | torch.Tensor,
     batch_size: int,
     *,
     generator: torch.Generator | None = None,
     **options,
 ) -> CandidateBatch:
-    """Choose ``batch_size`` pool points with strategy ``name``."""
+    """Choose ``batch_size`` of the pool's candidates with strategy ``name``."""
     strategy = get_strategy(name)
-    _check_log_probs(log_probs_N_K_C)
-    n = log_probs_N_K_C.shape[0]
-    if not 1 <= batch_size <= n:
-        raise ValueError(f"batch_size must be between 1 and the pool size {n}, got {batch_size}.")
+    pool = PoolInputs.of(pool)
+    inputs = _inputs(strategy, pool)
+    if not 1 <= batch_size <= pool.size:
+        raise ValueError(f"batch_size must be between 1 and the pool size {pool.size}, got {batch_size}.")
     if strategy.selector is not None:
-        return strategy.selector(log_probs_N_K_C, batch_size, generator, **options)
+        return strategy.selector(*inputs, batch_size, generator, **options)
     if options:
         raise ValueError(f"strategy {name!r} takes no options, got {sorted(options)}.")
-    return top_k(strategy.scorer(log_probs_N_K_C), batch_size, generator)
+    return top_k(strategy.scorer(*inputs), batch_size, generator)
+
+
+CEILING_FRACTION = 0.9
+
+
+def past_ceiling(name: str, scores: list[float], k: int) -> list[bool]:
+    """For each pick of a batch, whether the batch's joint mutual information had passed
+    ``CEILING_FRACTION`` x log K.
+
+    With K equally weighted MC samples, I[y_1..y_n; w] <= H[w] = log K, so near the ceiling the
+    greedy gains are Monte-Carlo noise: more samples K lift it, more sampled configurations do not.
+    All False for strategies whose scores are not a joint mutual information.
+    """
+    if not get_strategy(name).joint_scores:
+        return [False] * len(scores)
+    return [s > CEILING_FRACTION * math.log(k) for s in scores]

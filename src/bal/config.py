@@ -7,6 +7,7 @@ sentence naming the key, the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from bal.acquisition import REGISTRY
+from bal.joint_entropy import CONFIGURATION_MEMORY, max_configurations_bound
 from bal.loop import LoopSettings, TrainSettings
 from bal.models import MODELS
 
@@ -35,7 +37,10 @@ class Run:
 
 @dataclass(frozen=True)
 class Compute:
-    device: str = "auto"  # auto: CUDA when present, else CPU
+    """Where a run executes. It changes results (float rounding differs between thread counts and
+    devices), so the learn stages depend on it and each run records its environment."""
+
+    device: str = "cpu"  # cpu, cuda, cuda:N, or auto (CUDA when present, else CPU)
     threads: int = 1  # torch threads per stage; run stages side by side rather than one with many threads
 
 
@@ -69,6 +74,11 @@ class Prepare:
 
 
 @dataclass(frozen=True)
+class NoOptions:
+    """A strategy without settings: ``{}`` in params.yaml."""
+
+
+@dataclass(frozen=True)
 class BatchBaldOptions:
     max_configurations: int = 10_000  # exact joint entropy while C^n <= this, else this many samples
 
@@ -78,12 +88,13 @@ class StochasticOptions:
     beta: float = 1.0  # sampling weight: BALD^beta, exp(beta * BALD), entropy^beta
 
 
-@dataclass(frozen=True)
-class StrategyOptions:
-    batchbald: BatchBaldOptions = field(default_factory=BatchBaldOptions)
-    power_bald: StochasticOptions = field(default_factory=StochasticOptions)
-    softmax_bald: StochasticOptions = field(default_factory=StochasticOptions)
-    power_entropy: StochasticOptions = field(default_factory=StochasticOptions)
+OPTIONS = {"batchbald": BatchBaldOptions, "power_bald": StochasticOptions, "softmax_bald": StochasticOptions,
+           "power_entropy": StochasticOptions}
+# ``options.<strategy>`` for every registered strategy, all required: each strategy's stages depend on
+# its own entry (dvc.yaml), which DVC needs to find in params.yaml.
+StrategyOptions = dataclasses.make_dataclass(
+    "StrategyOptions", [(name, OPTIONS.get(name, NoOptions)) for name in REGISTRY], frozen=True
+)
 
 
 @dataclass(frozen=True)
@@ -96,14 +107,11 @@ class Learn:
     test_mc_samples: int | None = None  # masks for the test-set prediction (None: mc_samples)
     pool_subset: int | None = None
     train: TrainSettings = field(default_factory=TrainSettings)
-    options: StrategyOptions = field(default_factory=StrategyOptions)
 
-    def loop_settings(self, strategy: str, seed: int, initial: list[int]) -> LoopSettings:
-        options = getattr(self.options, strategy, None)
+    def loop_settings(self, strategy: str, seed: int, initial: list[int], options: dict) -> LoopSettings:
         return LoopSettings(
             strategy, seed, tuple(initial), self.acquisition_size, self.budget, self.mc_samples,
-            self.test_mc_samples, self.pool_subset, self.train,
-            dataclasses.asdict(options) if options else {},
+            self.test_mc_samples, self.pool_subset, self.train, options,
         )
 
 
@@ -116,8 +124,9 @@ class Learns:
 
 @dataclass(frozen=True)
 class Study:
-    """Issue #5's grid: every dataset x strategy x acquisition size x seed, each run to ``budget`` labels
-    with the rest of ``learn.<dataset>``."""
+    """The acquisition-size study: every dataset x strategy x acquisition size x seed, each run to
+    ``budget`` labels with the rest of ``learn.<dataset>`` (every key of which but ``budget`` and
+    ``acquisition_size`` is a DVC dependency of its stages, so it must be written out: STUDY_LEARN_KEYS)."""
 
     datasets: list[str]
     strategies: list[str]
@@ -133,6 +142,11 @@ class Params:
     prepare: Prepare
     learn: Learns
     study: Study
+    options: StrategyOptions
+
+    def strategy_options(self, strategy: str) -> dict:
+        """``options.<strategy>`` as keyword arguments of its selector."""
+        return dataclasses.asdict(getattr(self.options, strategy))
 
     def study_learn(self, dataset: str, acquisition_size: int) -> Learn:
         """``learn.<dataset>`` with one of the study's acquisition sizes and the study's budget."""
@@ -147,6 +161,10 @@ class Params:
             return self.prepare.twomoons.n_pool
         prepare = getattr(self.prepare, dataset)
         return (MNIST_TRAIN_SIZE - prepare.n_validation) * getattr(prepare, "repeats", 1)
+
+
+# The keys of learn.<dataset> that the study stages read (dvc.yaml lists them as their params).
+STUDY_LEARN_KEYS = ("model", "initial_per_class", "mc_samples", "test_mc_samples", "pool_subset", "train")
 
 
 def _type_name(tp) -> str:
@@ -172,6 +190,8 @@ def _convert(value, tp, key: str):
         return float(value)
     if tp in (int, float, str, bool) and (type(value) is not tp):
         raise ConfigError(f"{key} = {value!r}: must be of type {tp.__name__}.")
+    if tp is float and not math.isfinite(value):
+        raise ConfigError(f"{key} = {value!r}: must be a finite number.")
     return value
 
 
@@ -211,7 +231,8 @@ def _check_seeds(key: str, seeds: list[int]) -> None:
     _require(len(set(seeds)) == len(seeds), key, seeds, "seeds must not repeat")
 
 
-def _check(params: Params) -> None:
+def _check(params: Params, data: dict) -> None:
+    """Every check across keys; ``data`` is params.yaml as read, for what must be written out."""
     run, study = params.run, params.study
     _check_names("run.datasets", run.datasets, list(CLASSES))
     _check_names("run.strategies", run.strategies, list(REGISTRY))
@@ -221,6 +242,11 @@ def _check(params: Params) -> None:
     for key, names in (("run.datasets", run.datasets), ("study.datasets", study.datasets)):
         for name in names:
             _require(name in params.prepare.datasets, key, name, "must also be in prepare.datasets, which prepares it")
+    for dataset in study.datasets:
+        missing = [name for name in STUDY_LEARN_KEYS if name not in data["learn"][dataset]]
+        if missing:
+            raise ConfigError(f"learn.{dataset}.{missing[0]} is missing; study.datasets holds {dataset}, whose study "
+                              "stages depend on that key, so write it out (null for the default).")
     _check_names("study.strategies", study.strategies, list(REGISTRY))
     _check_seeds("study.seeds", study.seeds)
     _require(len(set(study.acquisition_sizes)) == len(study.acquisition_sizes), "study.acquisition_sizes",
@@ -229,6 +255,9 @@ def _check(params: Params) -> None:
              "compute.device", params.compute.device, "must be auto, cpu, cuda or cuda:N")
     _require(params.compute.threads >= 1, "compute.threads", params.compute.threads, "must be at least 1")
 
+    for dataset in CLASSES:
+        seed = getattr(params.prepare, dataset).seed
+        _require(seed >= 0, f"prepare.{dataset}.seed", seed, "must be a non-negative integer")
     moons = params.prepare.twomoons
     for name in ("n_pool", "n_validation", "n_test"):
         _require(getattr(moons, name) >= 1, f"prepare.twomoons.{name}", getattr(moons, name), "must be at least 1")
@@ -240,6 +269,12 @@ def _check(params: Params) -> None:
     repeated = params.prepare.repeated_mnist
     _require(repeated.repeats >= 1, "prepare.repeated_mnist.repeats", repeated.repeats, "must be at least 1")
     _require(repeated.noise_std >= 0, "prepare.repeated_mnist.noise_std", repeated.noise_std, "must be non-negative")
+
+    for name, option in vars(params.options).items():
+        if isinstance(option, StochasticOptions):
+            _require(option.beta >= 0, f"options.{name}.beta", option.beta, "must be non-negative")
+    _require(params.options.batchbald.max_configurations >= 1, "options.batchbald.max_configurations",
+             params.options.batchbald.max_configurations, "must be at least 1")
 
     for dataset in CLASSES:
         _check_learn(params, dataset, getattr(params.learn, dataset), f"learn.{dataset}", run.strategies)
@@ -284,12 +319,14 @@ def _check_learn(
              "must be float32 or bfloat16")
     for name in ("eval_every", "patience", "epochs"):
         _require(getattr(train, name) >= 0, f"{key}.train.{name}", getattr(train, name), "must be non-negative")
-    options = learn.options
-    _require(options.batchbald.max_configurations >= 1, f"{key}.options.batchbald.max_configurations",
-             options.batchbald.max_configurations, "must be at least 1")
-    for name, option in vars(options).items():
-        if isinstance(option, StochasticOptions):
-            _require(option.beta >= 0, f"{key}.options.{name}.beta", option.beta, "must be non-negative")
+    _require(train.patience == 0 or train.eval_every > 0, f"{key}.train.patience", train.patience,
+             "must be 0 while eval_every is 0 (patience counts validation checks, and there are none)")
+    if "batchbald" in strategies:
+        configurations = params.options.batchbald.max_configurations
+        bound = max_configurations_bound(learn.mc_samples, CLASSES[dataset])
+        _require(configurations <= bound, "options.batchbald.max_configurations", configurations,
+                 f"must be at most {bound} for {key} (K = {learn.mc_samples} samples, C = {CLASSES[dataset]} "
+                 f"classes), or its configuration tables outgrow {CONFIGURATION_MEMORY // 2**30} GiB")
 
 
 def load_params(path: Path) -> Params:
@@ -301,5 +338,5 @@ def load_params(path: Path) -> Params:
     except yaml.YAMLError as err:
         raise ConfigError(f"{path} is not valid YAML ({str(err).splitlines()[0]}).") from None
     params = _build(Params, data, "")
-    _check(params)
+    _check(params, data)
     return params

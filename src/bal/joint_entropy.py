@@ -14,6 +14,19 @@ from __future__ import annotations
 import torch
 
 CHUNK_ELEMENTS = 2**22  # float64 elements of one chunk's joint probabilities: 32 MiB
+CONFIGURATION_MEMORY = 2 * 2**30  # bytes that BatchBALD's M-configuration tables may take
+
+
+def configuration_bytes(m: int, k: int, c: int) -> int:
+    """Peak bytes of the tables that grow with the number of configurations M: two K x M float64
+    tables (the configurations' probabilities and their mean over K), and at least C x M for one
+    candidate's joint probabilities and for one sampled point's class probabilities, plus its sums."""
+    return 8 * m * (2 * k + 3 * c)
+
+
+def max_configurations_bound(k: int, c: int) -> int:
+    """The most configurations whose tables fit in ``CONFIGURATION_MEMORY`` with K samples and C classes."""
+    return CONFIGURATION_MEMORY // configuration_bytes(1, k, c)
 
 
 def exact_configurations(probs_K_M: torch.Tensor, probs_K_C: torch.Tensor) -> torch.Tensor:

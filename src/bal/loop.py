@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from bal.acquisition import select
+from bal.acquisition import PoolInputs, get_strategy, select
 from bal.data import Split
 from bal.inference import evaluate, predict_log_probs
 from bal.models import McDropoutNet
@@ -81,6 +81,14 @@ def pool_subset(
         return candidates_P
     chosen_G = distinct_G[torch.randperm(len(distinct_G), generator=generator)[:originals]]
     return candidates_P[torch.isin(original_P, chosen_G)]
+
+
+def pool_inputs(
+    model: McDropoutNet, x: torch.Tensor, inputs: tuple[str, ...], settings: LoopSettings, generator: torch.Generator
+) -> PoolInputs:
+    """The candidates' :class:`PoolInputs`, with only the fields that the strategy's ``inputs`` name."""
+    log_probs_N_K_C = predict_log_probs(model, x, settings.mc_samples, generator) if "log_probs_N_K_C" in inputs else None
+    return PoolInputs(len(x), log_probs_N_K_C)
 
 
 def round_generator(seed: int, round_: int) -> torch.Generator:
@@ -162,8 +170,12 @@ def run(
     """Yield one :class:`Round` per labelled-set size, from the initial set up to the budget.
 
     ``finished`` are rounds of an earlier, interrupted run with the same settings: their
-    acquisitions are replayed and the loop continues after them.
+    acquisitions are replayed and the loop continues after them (with nothing left to do when
+    the last of them was the final round, at the budget).
     """
+    if finished and finished[-1].n_labelled >= settings.budget:
+        return
+    inputs = get_strategy(settings.strategy).inputs
     labelled = list(settings.initial)
     for done in finished:
         labelled += done.acquired
@@ -188,13 +200,11 @@ def run(
                 candidates_P = pool_subset(
                     candidates_P, split.original(candidates_P), settings.pool_subset // split.copies, generator
                 )
-            log_probs_P_K_C = predict_log_probs(model, split.pool_x[candidates_P], settings.mc_samples, generator)
+            pool = pool_inputs(model, split.pool_x[candidates_P], inputs, settings, generator)
             score_seconds = time.perf_counter() - tic
 
             tic = time.perf_counter()
-            batch = select(
-                settings.strategy, log_probs_P_K_C, size, generator=generator, **settings.strategy_options
-            )
+            batch = select(settings.strategy, pool, size, generator=generator, **settings.strategy_options)
             select_seconds = time.perf_counter() - tic
             acquired, scores = candidates_P[batch.indices].tolist(), batch.scores
 
