@@ -45,15 +45,25 @@ def params_and_torch(params_path: Path) -> tuple[Params, torch.device]:
     return params, torch.device(device)
 
 
-def cpu_model() -> str:
-    """The CPU's model name (from /proc/cpuinfo on Linux)."""
+def _cpuinfo(field: str) -> str:
+    """The first ``field`` line of /proc/cpuinfo (Linux), or ''."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.split(":", 1)[0].strip() == field:
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return ""
+
+
+def cpu_model() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
+
+
+def vector_extensions() -> list[str]:
+    """The CPU's vector and matrix extensions, which choose the kernels (and so the rounding) of matmuls
+    and convolutions; a virtual machine's model name often hides them ("Intel(R) Xeon(R) Processor")."""
+    return sorted(f for f in _cpuinfo("flags").split() if f.startswith(("avx", "amx", "fma")))
 
 
 def environment(device: torch.device) -> dict:
@@ -66,4 +76,6 @@ def environment(device: torch.device) -> dict:
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(),
         "threads": torch.get_num_threads(),
         "cpu": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_extensions": vector_extensions(),
     }
