@@ -64,7 +64,7 @@ def main(
         pool = split.pool_x[: learn.pool_subset or len(split.pool_x)]
         score_s = seconds(lambda: predict_log_probs(model, pool, learn.mc_samples, generator))
         tic = time.perf_counter()
-        accuracy, _ = evaluate(model, split.test_x, split.test_y, settings.test_samples, generator)
+        accuracy, _, _ = evaluate(model, split.test_x, split.test_y, settings.test_samples, generator)
         eval_s = time.perf_counter() - tic
         measured[n] = train_s + score_s + eval_s
         print(f"{n:>7} {train_s:>8.1f} {score_s:>8.1f} {eval_s:>7.1f} {measured[n]:>8.1f} {accuracy:>9.4f}")

@@ -29,7 +29,7 @@ import typer
 from bal.data import Split, initial_indices
 from bal.inference import evaluate
 from bal.loop import TrainSettings, fit
-from bal.models import MODELS, McDropoutNet
+from bal.models import MODELS
 from common import mnist_setup
 
 
@@ -54,12 +54,6 @@ def acquired_sets(run: Path, initial_per_class: int, split: Split) -> Callable[[
             raise typer.BadParameter(f"{run} labelled {len(order)} points, fewer than {n}")
         return order[:n]
     return labelled
-
-
-@torch.inference_mode()
-def dropout_off_accuracy(model: McDropoutNet, x: torch.Tensor, y_N: torch.Tensor) -> float:
-    model.eval()
-    return (model(x).argmax(dim=1) == y_N).double().mean().item()
 
 
 def main(
@@ -87,8 +81,9 @@ def main(
                 tic = time.perf_counter()
                 model, generator = fit(split, labelled, MODELS[learn.model], settings, 0, torch.device("cpu"))
                 seconds.append(time.perf_counter() - tic)
-                accuracies.append(100 * evaluate(model, split.test_x, split.test_y, settings.test_samples, generator)[0])
-                deterministic.append(100 * dropout_off_accuracy(model, split.test_x, split.test_y))
+                accuracy, _, accuracy_dropout_off = evaluate(model, split.test_x, split.test_y, settings.test_samples, generator)
+                accuracies.append(100 * accuracy)
+                deterministic.append(100 * accuracy_dropout_off)
             per_seed = " / ".join(f"{a:.1f}" for a in accuracies)
             print(f"{text:<40} {n:>6} {per_seed:>24} {statistics.mean(accuracies):>6.2f} "
                   f"{statistics.mean(deterministic):>11.2f} {statistics.median(seconds):>8.1f}", flush=True)

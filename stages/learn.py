@@ -28,8 +28,9 @@ from common import environment, fails_cleanly, params_and_torch
 
 app = typer.Typer(add_completion=False)
 
-CURVE_COLUMNS = ["round", "n_labelled", "test_accuracy", "test_nll",
-                 "train_seconds", "eval_seconds", "score_seconds", "select_seconds"]
+ROUND_FIELDS = ["round", "n_labelled", "accuracy", "nll", "accuracy_dropout_off",
+                "train_seconds", "eval_seconds", "score_seconds", "select_seconds"]
+EVALUATED = {"accuracy", "nll", "accuracy_dropout_off"}  # columns named after the split: test_accuracy, dev_nll, ...
 
 
 @app.command()
@@ -61,13 +62,14 @@ def main(
     finished = _load_checkpoint(checkpoint, fingerprint)
     if finished:
         typer.echo(f"[{tag}] resuming after round {len(finished)} from {checkpoint}")
+    columns = [f"{learn.evaluate_on}_{name}" if name in EVALUATED else name for name in ROUND_FIELDS]
     curve, acquired = [], []
     start, rounds_before = time.perf_counter(), len(finished)
     for r in itertools.chain(list(finished), run(split, MODELS[learn.model], settings, device, list(finished))):
         if r.round >= rounds_before:
             finished.append(r)
             _save_checkpoint(checkpoint, fingerprint, finished)
-        curve.append([getattr(r, c) for c in CURVE_COLUMNS])
+        curve.append([getattr(r, name) for name in ROUND_FIELDS])
         ceiling = past_ceiling(strategy, r.scores, learn.mc_samples)
         acquired += [(r.round, i, int(split.pool_y[i]), s, c) for i, s, c in zip(r.acquired, r.scores, ceiling)]
         if any(ceiling):
@@ -77,14 +79,13 @@ def main(
         elapsed = time.perf_counter() - start
         eta = elapsed / max(r.round + 1 - rounds_before, 1) * (rounds_total - r.round - 1)
         typer.echo(
-            f"[{tag}] round {r.round + 1}/{rounds_total}  labels {r.n_labelled}  acc {r.test_accuracy:.4f}  "
-            f"nll {r.test_nll:.3f}  (train {r.train_seconds:.1f}s eval {r.eval_seconds:.1f}s "
+            f"[{tag}] round {r.round + 1}/{rounds_total}  labels {r.n_labelled}  {learn.evaluate_on} acc {r.accuracy:.4f}  "
+            f"nll {r.nll:.3f}  (train {r.train_seconds:.1f}s eval {r.eval_seconds:.1f}s "
             f"score {r.score_seconds:.1f}s select {r.select_seconds:.2f}s)  ETA {eta / 60:.1f} min"
         )
-    columns = ["round", "pool_index", "label", "score", "past_ceiling"]
-    write_csv(out / "acquired.csv", pd.DataFrame(acquired, columns=columns))
+    write_csv(out / "acquired.csv", pd.DataFrame(acquired, columns=["round", "pool_index", "label", "score", "past_ceiling"]))
     write_json(out / "environment.json", env)
-    write_csv(out / "curve.csv", pd.DataFrame(curve, columns=CURVE_COLUMNS))
+    write_csv(out / "curve.csv", pd.DataFrame(curve, columns=columns))
     checkpoint.unlink()
 
 

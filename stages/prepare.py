@@ -32,13 +32,13 @@ def main(
         p = getattr(params.prepare, dataset)
         local_copy = os.environ.get("BAL_MNIST_RAW")
         raw = fetch_mnist(raw_root, Path(local_copy) if local_copy else None)
-        arrays = prepare_mnist(*raw, p.n_validation, p.seed)
+        arrays = prepare_mnist(*raw, p.n_validation, p.seed, p.n_dev)
         if dataset == "repeated_mnist":
             repeat = {"times": p.repeats, "noise_std": p.noise_std, "seed": p.seed}
     else:
         raise ValueError(f"unknown dataset {dataset!r}; known: twomoons, mnist, repeated_mnist.")
     save_prepared(arrays, out, repeat)
-    sizes = ", ".join(f"{name} {len(arrays[name])}" for name in ("pool_y", "val_y", "test_y"))
+    sizes = ", ".join(f"{name} {len(arrays[name])}" for name in ("pool_y", "val_y", "dev_y", "test_y") if name in arrays)
     typer.echo(f"prepared {dataset} -> {out} ({sizes})")
 
 

@@ -114,7 +114,14 @@ BAD = [
     ("learn.mnist.train.precision", "float16", "learn.mnist.train.precision = 'float16': must be float32 or bfloat16"),
     ("learn.mnist.train.patience", -1, "learn.mnist.train.patience = -1"),
     ("prepare.repeated_mnist.repeats", 0, "prepare.repeated_mnist.repeats = 0"),
-    ("learn.repeated_mnist.budget", 200_000, "must not exceed the repeated_mnist pool (179700 points)"),
+    ("learn.repeated_mnist.budget", 200_000, "must not exceed the repeated_mnist pool (164700 points)"),
+    ("learn.mnist.budget", 55_000, "learn.mnist.budget = 55000: must not exceed the mnist pool (54900 points)"),
+    ("prepare.mnist.n_dev", 59_000, "prepare.mnist.n_dev = 59000: must be between 0 and 58900"),
+    ("prepare.mnist.n_dev", -1, "prepare.mnist.n_dev = -1"),
+    ("learn.mnist.init", "xavier", "learn.mnist.init = 'xavier': must be one of torch, keras"),
+    ("learn.mnist.evaluate_on", "val", "learn.mnist.evaluate_on = 'val': must be test, or dev"),
+    ("learn.twomoons.evaluate_on", "dev", "learn.twomoons.evaluate_on = 'dev': must be test, or dev where"),
+    ("learn.mnist.train.weight_decay_on", "conv", "learn.mnist.train.weight_decay_on = 'conv': must be all or hidden_dense"),
 ]
 
 
@@ -168,9 +175,12 @@ def honourable(params) -> None:
         assert learn.train.steps >= 1 and learn.train.batch_size >= 1 and learn.train.learning_rate > 0
         assert learn.train.patience == 0 or learn.train.eval_every > 0
         assert learn.train.precision in ("float32", "bfloat16") and learn.model in ("gal_cnn", "moons_mlp")
+        assert learn.init in ("torch", "keras") and learn.train.weight_decay_on in ("all", "hidden_dense")
+        assert learn.evaluate_on == "test" or (learn.evaluate_on == "dev" and getattr(params.prepare, name).n_dev > 0)
         assert learn.pool_subset is None or learn.acquisition_size <= learn.pool_subset <= params.pool_size(name)
     for name in ("mnist", "repeated_mnist"):
-        assert 1 <= getattr(params.prepare, name).n_validation < MNIST_TRAIN_SIZE
+        prepare = getattr(params.prepare, name)
+        assert 1 <= prepare.n_validation and prepare.n_validation + prepare.n_dev + 1000 <= MNIST_TRAIN_SIZE
     assert params.study.budget > max(getattr(params.learn, d).initial_per_class * CLASSES[d] for d in params.study.datasets)
 
 

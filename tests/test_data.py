@@ -48,6 +48,25 @@ def test_mnist_pool_and_validation_partition_the_training_set():
     assert len(arrays["test_y"]) == 7
     assert index(prepare_mnist(train_x, train_y, test_x, test_y, 100, seed=3)["val_x"]) == val
     assert index(prepare_mnist(train_x, train_y, test_x, test_y, 100, seed=4)["val_x"]) != val
+    assert "dev_x" not in arrays
+
+
+def test_mnist_dev_split_is_held_out_of_pool_and_validation():
+    ids = torch.arange(1000)
+    train_x = torch.stack([ids % 256, ids // 256], dim=1).to(torch.uint8)[:, :, None]
+    args = (train_x, ids % 10, torch.zeros(7, 2, 1, dtype=torch.uint8), torch.zeros(7, dtype=torch.long))
+
+    def parts(n_validation, n_dev):
+        arrays = prepare_mnist(*args, n_validation=n_validation, seed=3, n_dev=n_dev)
+        return {name: (arrays[f"{name}_x"][:, 0, 0].astype(int) + 256 * arrays[f"{name}_x"][:, 1, 0].astype(int)).tolist()
+                for name in ("pool", "val", "dev") if f"{name}_x" in arrays}
+
+    split = parts(100, 250)
+    assert [len(split[n]) for n in ("pool", "val", "dev")] == [650, 100, 250]
+    assert set(split["pool"]) | set(split["val"]) | set(split["dev"]) == set(range(1000))
+    assert not set(split["dev"]) & (set(split["pool"]) | set(split["val"]))
+    assert parts(100, 0)["val"] == split["val"]  # the dev split leaves the validation images as they were
+    assert parts(400, 250)["dev"] == split["dev"] and set(split["val"]) <= set(parts(400, 250)["val"])
 
 
 def test_prepared_roundtrip_and_tamper_detection(tmp_path):
@@ -55,6 +74,9 @@ def test_prepared_roundtrip_and_tamper_detection(tmp_path):
     save_prepared(arrays, tmp_path / "moons")
     split = load_prepared(tmp_path / "moons")
     assert split.pool_x.shape == (50, 2) and split.test_y.shape == (20,) and split.classes == 2
+    assert split.dev_x is None
+    save_prepared({**arrays, "dev_x": arrays["test_x"][:5], "dev_y": arrays["test_y"][:5]}, tmp_path / "dev")
+    assert torch.equal(load_prepared(tmp_path / "dev").dev_y, torch.from_numpy(arrays["test_y"][:5]).long())
     np.save(tmp_path / "moons" / "pool_y.npy", np.zeros(50, dtype=np.int64))
     with pytest.raises(DataError, match="pool_y.npy is missing or does not match its checksum"):
         load_prepared(tmp_path / "moons")

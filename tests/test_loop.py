@@ -29,16 +29,43 @@ def test_rounds_reach_budget_and_never_relabel():
     assert [len(r.acquired) for r in rounds] == [3, 3, 3, 1, 0]
     acquired = [i for r in rounds for i in r.acquired]
     assert len(set(acquired + list(settings(split).initial))) == 12
-    assert all(0 <= r.test_accuracy <= 1 for r in rounds)
+    assert all(0 <= r.accuracy <= 1 and 0 <= r.accuracy_dropout_off <= 1 for r in rounds)
 
 
 def test_test_set_prediction_uses_its_own_mask_count(monkeypatch):
     split = tiny_split()
     used = []
-    monkeypatch.setattr(bal.loop, "evaluate", lambda model, x, y, k, generator: used.append(k) or (0.5, 1.0))
+    monkeypatch.setattr(bal.loop, "evaluate", lambda model, x, y, k, generator: used.append(k) or (0.5, 1.0, 0.5))
     list(run(split, moons_mlp, dataclasses.replace(settings(split), test_mc_samples=3), torch.device("cpu")))
     list(run(split, moons_mlp, settings(split), torch.device("cpu")))
     assert used == [3] * 5 + [5] * 5
+
+
+def test_each_round_is_evaluated_on_the_chosen_split(monkeypatch):
+    split = tiny_split()
+    split = dataclasses.replace(split, dev_x=split.test_x[:37], dev_y=split.test_y[:37])
+    seen = []
+    monkeypatch.setattr(bal.loop, "evaluate", lambda model, x, y, k, generator: seen.append(len(y)) or (0.5, 1.0, 0.5))
+    list(run(split, moons_mlp, dataclasses.replace(settings(split), evaluate_on="dev"), torch.device("cpu")))
+    list(run(split, moons_mlp, settings(split), torch.device("cpu")))
+    assert seen == [37] * 5 + [200] * 5
+
+
+def test_weight_decay_on_the_hidden_dense_layer_alone(monkeypatch):
+    split = tiny_split()
+    labelled = initial_indices(split.pool_y, 5, 0)
+    shrink = {}
+    for scope in ("all", "hidden_dense"):
+        torch.manual_seed(0)
+        model = moons_mlp()
+        before = {name: p.detach().abs().mean().item() for name, p in model.named_parameters()}
+        settings_ = TrainSettings(steps=200, learning_rate=0.01, weight_decay=1e6, weight_decay_on=scope)
+        train(model, split.pool_x[labelled], split.pool_y[labelled], settings_, torch.Generator().manual_seed(0))
+        shrink[scope] = {name: p.detach().abs().mean().item() / before[name] for name, p in model.named_parameters()}
+    assert shrink["all"]["head.fc1.weight"] < 0.2 and shrink["hidden_dense"]["head.fc1.weight"] < 0.2
+    assert shrink["all"]["trunk.0.weight"] < 0.2 and shrink["all"]["head.fc2.weight"] < 0.2
+    assert shrink["hidden_dense"]["trunk.0.weight"] > 0.5 and shrink["hidden_dense"]["head.fc2.weight"] > 0.5
+    assert shrink["hidden_dense"]["head.fc1.bias"] > 0.5  # Keras' W_regularizer: weights, not biases
 
 
 def test_identical_reruns_and_exact_resume():
@@ -49,7 +76,7 @@ def test_identical_reruns_and_exact_resume():
     resumed = full[:2] + list(run(split, moons_mlp, s, torch.device("cpu"), finished=full[:2]))
 
     def key(rounds):
-        return [(r.round, r.n_labelled, r.test_accuracy, r.test_nll, r.acquired, r.scores) for r in rounds]
+        return [(r.round, r.n_labelled, r.accuracy, r.nll, r.accuracy_dropout_off, r.acquired, r.scores) for r in rounds]
 
     assert key(again) == key(full)
     assert key(resumed) == key(full)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from bal.inference import evaluate, predict_log_probs, predict_log_probs_naive
-from bal.models import gal_cnn, moons_mlp
+from bal.models import gal_cnn, keras_init, moons_mlp
 
 
 @pytest.mark.parametrize("make_model, shape, k", [(gal_cnn, (1, 28, 28), 5), (gal_cnn, (1, 28, 28), 100), (moons_mlp, (2,), 7)])
@@ -38,26 +38,26 @@ def test_log_probs_normalised():
     assert torch.allclose(lp.exp().sum(-1), torch.ones(20, 4), atol=1e-5)
 
 
-def test_evaluate_scores_the_mc_averaged_prediction():
-    """A model whose K samples say p(class 1) = sigmoid(+-2) by the sign of its input, the sign flipped
-    in half of them by the hidden dropout mask: the MC average is known in closed form."""
+def test_evaluate_scores_the_mc_averaged_and_the_dropout_off_prediction():
+    """A model whose K samples give class 1 the logit +3 or -1, by whether the hidden dropout mask keeps its
+    one unit, and +1 with dropout off: both predictions are known in closed form."""
     model = moons_mlp(hidden=1, p=0.5)
     with torch.no_grad():
         for layer in (model.trunk[0], model.head.fc1):
             layer.weight.zero_(), layer.bias.fill_(1.0)  # every hidden unit is 1 (before dropout)
-        model.head.fc2.weight.copy_(torch.tensor([[0.0], [2.0]]))  # logit of class 1: 2 x (kept hidden unit)
-        model.head.fc2.bias.copy_(torch.tensor([0.0, -2.0]))
+        model.head.fc2.weight.copy_(torch.tensor([[0.0], [2.0]]))  # class 1's logit: 2 x hidden - 1
+        model.head.fc2.bias.copy_(torch.tensor([0.0, -1.0]))
     x = torch.zeros(8, 2)
     y = torch.tensor([1, 1, 1, 0, 0, 0, 0, 0])
     k = 64
     masks = model.head.draw_masks(k, torch.Generator().manual_seed(0))
-    kept = (masks[1][:, 0] > 0).double()  # per sample: hidden unit kept (logit 2 x 2 - 2 = +2) or dropped (-2)
-    p1 = (kept * torch.sigmoid(torch.tensor(2.0, dtype=torch.float64))
-          + (1 - kept) * torch.sigmoid(torch.tensor(-2.0, dtype=torch.float64))).mean().item()
-    accuracy, nll = evaluate(model, x, y, k, torch.Generator().manual_seed(0))
-    predicted = int(p1 > 0.5)
-    assert accuracy == pytest.approx((y == predicted).double().mean().item())
+    kept = (masks[1][:, 0] > 0).double()  # kept: the unit is scaled to 2, logit 3; dropped: logit -1
+    p1 = (kept * torch.sigmoid(torch.tensor(3.0, dtype=torch.float64))
+          + (1 - kept) * torch.sigmoid(torch.tensor(-1.0, dtype=torch.float64))).mean().item()
+    accuracy, nll, accuracy_dropout_off = evaluate(model, x, y, k, torch.Generator().manual_seed(0))
+    assert accuracy == pytest.approx((y == int(p1 > 0.5)).double().mean().item())
     assert nll == pytest.approx(-(3 * math.log(p1) + 5 * math.log(1 - p1)) / 8, rel=1e-5)
+    assert accuracy_dropout_off == 3 / 8  # logit 1 > 0: class 1 everywhere
 
 
 @pytest.mark.parametrize("make_model", [gal_cnn, moons_mlp])  # gal_cnn's rates differ (0.25, 0.5): a swap shows
@@ -77,3 +77,17 @@ def test_training_dropout_rates_equal_the_inference_masks_rates(make_model):
         trained = (seen[name] == 0).double().mean().item()
         inferred = (mask == 0).double().mean().item()
         assert trained == pytest.approx(p, abs=0.01) and inferred == pytest.approx(p, abs=0.01), name
+
+
+def test_keras_initialisation_is_glorot_uniform_with_zero_biases():
+    torch.manual_seed(0)
+    model = keras_init(gal_cnn())
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+    assert len(layers) == 4
+    for layer in layers:
+        w = layer.weight
+        receptive = w[0, 0].numel() if w.ndim == 4 else 1
+        bound = math.sqrt(6 / ((w.shape[0] + w.shape[1]) * receptive))  # Glorot & Bengio 2010
+        assert torch.all(layer.bias == 0)
+        assert w.abs().max().item() <= bound and w.abs().max().item() > 0.95 * bound
+        assert w.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.1)  # uniform(-b, b) has std b / sqrt(3)

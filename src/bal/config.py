@@ -18,7 +18,7 @@ import yaml
 from bal.acquisition import REGISTRY
 from bal.joint_entropy import CONFIGURATION_MEMORY, max_configurations_bound
 from bal.loop import LoopSettings, TrainSettings
-from bal.models import MODELS
+from bal.models import INITS, MODELS
 
 MNIST_TRAIN_SIZE = 60_000
 CLASSES = {"twomoons": 2, "mnist": 10, "repeated_mnist": 10}
@@ -56,6 +56,7 @@ class TwoMoonsPrepare:
 @dataclass(frozen=True)
 class MnistPrepare:
     n_validation: int = 100
+    n_dev: int = 0  # held out of the pool for protocol decisions (learn.<dataset>.evaluate_on: dev)
     seed: int = 0
 
 
@@ -107,11 +108,13 @@ class Learn:
     test_mc_samples: int | None = None  # masks for the test-set prediction (None: mc_samples)
     pool_subset: int | None = None
     train: TrainSettings = field(default_factory=TrainSettings)
+    init: str = "torch"  # or "keras": Glorot-uniform weights and zero biases, as Gal et al.'s Keras code
+    evaluate_on: str = "test"  # or "dev": protocol measurements, never judged on the test set
 
     def loop_settings(self, strategy: str, seed: int, initial: list[int], options: dict) -> LoopSettings:
         return LoopSettings(
             strategy, seed, tuple(initial), self.acquisition_size, self.budget, self.mc_samples,
-            self.test_mc_samples, self.pool_subset, self.train, options,
+            self.test_mc_samples, self.pool_subset, self.train, options, self.init, self.evaluate_on,
         )
 
 
@@ -160,11 +163,12 @@ class Params:
         if dataset == "twomoons":
             return self.prepare.twomoons.n_pool
         prepare = getattr(self.prepare, dataset)
-        return (MNIST_TRAIN_SIZE - prepare.n_validation) * getattr(prepare, "repeats", 1)
+        return (MNIST_TRAIN_SIZE - prepare.n_validation - prepare.n_dev) * getattr(prepare, "repeats", 1)
 
 
 # The keys of learn.<dataset> that the study stages read (dvc.yaml lists them as their params).
-STUDY_LEARN_KEYS = ("model", "initial_per_class", "mc_samples", "test_mc_samples", "pool_subset", "train")
+STUDY_LEARN_KEYS = ("model", "initial_per_class", "mc_samples", "test_mc_samples", "pool_subset", "train", "init",
+                    "evaluate_on")
 
 
 def _type_name(tp) -> str:
@@ -266,6 +270,9 @@ def _check(params: Params, data: dict) -> None:
         prepare = getattr(params.prepare, dataset)
         _require(1 <= prepare.n_validation < MNIST_TRAIN_SIZE, f"prepare.{dataset}.n_validation", prepare.n_validation,
                  f"must be between 1 and {MNIST_TRAIN_SIZE - 1}")
+        _require(0 <= prepare.n_dev <= MNIST_TRAIN_SIZE - prepare.n_validation - 1000, f"prepare.{dataset}.n_dev",
+                 prepare.n_dev, f"must be between 0 and {MNIST_TRAIN_SIZE - prepare.n_validation - 1000} "
+                 "(60,000 training images less the validation set and a pool of at least 1,000)")
     repeated = params.prepare.repeated_mnist
     _require(repeated.repeats >= 1, "prepare.repeated_mnist.repeats", repeated.repeats, "must be at least 1")
     _require(repeated.noise_std >= 0, "prepare.repeated_mnist.noise_std", repeated.noise_std, "must be non-negative")
@@ -294,6 +301,10 @@ def _check_learn(
     pool = params.pool_size(dataset)
     initial = learn.initial_per_class * CLASSES[dataset]
     _require(learn.model in MODELS, f"{key}.model", learn.model, f"known models: {', '.join(MODELS)}")
+    _require(learn.init in INITS, f"{key}.init", learn.init, f"must be one of {', '.join(INITS)}")
+    has_dev = dataset != "twomoons" and getattr(params.prepare, dataset).n_dev > 0
+    _require(learn.evaluate_on == "test" or (learn.evaluate_on == "dev" and has_dev), f"{key}.evaluate_on",
+             learn.evaluate_on, "must be test, or dev where prepare.<dataset>.n_dev > 0")
     _require(learn.initial_per_class >= 1, f"{key}.initial_per_class", learn.initial_per_class, "must be at least 1")
     _require(learn.acquisition_size >= 1, size_key, learn.acquisition_size, "must be at least 1")
     _require(learn.budget > initial, budget_key, learn.budget,
@@ -317,6 +328,8 @@ def _check_learn(
     _require(train.weight_decay >= 0, f"{key}.train.weight_decay", train.weight_decay, "must be non-negative")
     _require(train.precision in ("float32", "bfloat16"), f"{key}.train.precision", train.precision,
              "must be float32 or bfloat16")
+    _require(train.weight_decay_on in ("all", "hidden_dense"), f"{key}.train.weight_decay_on", train.weight_decay_on,
+             "must be all or hidden_dense")
     for name in ("eval_every", "patience", "epochs"):
         _require(getattr(train, name) >= 0, f"{key}.train.{name}", getattr(train, name), "must be non-negative")
     _require(train.patience == 0 or train.eval_every > 0, f"{key}.train.patience", train.patience,

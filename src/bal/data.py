@@ -2,7 +2,9 @@
 
 A prepared dataset is a folder of ``.npy`` arrays plus ``manifest.json`` holding each
 array's sha256 (and, for Repeated-MNIST, how to repeat the pool); :func:`load_prepared`
-refuses a folder whose files do not match it.
+refuses a folder whose files do not match it. Besides pool, validation and test, a dataset may
+hold a *dev* split: held out of the pool for protocol decisions, so that they are never made on
+the test set.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 
 ARRAYS = ("pool_x", "pool_y", "val_x", "val_y", "test_x", "test_y")
+OPTIONAL_ARRAYS = ("dev_x", "dev_y")
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 
@@ -37,6 +40,8 @@ class Split:
     val_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
+    dev_x: torch.Tensor | None = None  # the dev split, where the dataset has one
+    dev_y: torch.Tensor | None = None
     copies: int = 1  # Repeated-MNIST: pool point p is a noisy copy of original p % (pool size / copies)
 
     def original(self, index_P: torch.Tensor) -> torch.Tensor:
@@ -109,17 +114,25 @@ def fetch_mnist(root: Path, local_copy: Path | None) -> tuple[torch.Tensor, ...]
 
 
 def prepare_mnist(
-    train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor, n_validation: int, seed: int
+    train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor, n_validation: int,
+    seed: int, n_dev: int = 0,
 ) -> dict[str, np.ndarray]:
-    """Split MNIST's training set into a pool and a random validation set; the test set stays whole."""
+    """Split MNIST's training set into a pool, a random validation set and a random dev set; the
+    test set stays whole.
+
+    One seeded permutation: validation is its first ``n_validation`` images and dev its last
+    ``n_dev``, so that growing one leaves the other unchanged.
+    """
     generator = torch.Generator().manual_seed(seed)
-    val_idx, pool_idx = torch.split(torch.randperm(len(train_y), generator=generator), [n_validation, len(train_y) - n_validation])
-    pool_idx, val_idx = pool_idx.sort().values, val_idx.sort().values
-    return {
-        "pool_x": train_x[pool_idx].numpy(), "pool_y": train_y[pool_idx].numpy(),
-        "val_x": train_x[val_idx].numpy(), "val_y": train_y[val_idx].numpy(),
-        "test_x": test_x.numpy(), "test_y": test_y.numpy(),
-    }
+    perm = torch.randperm(len(train_y), generator=generator)
+    val_idx, pool_idx, dev_idx = torch.split(perm, [n_validation, len(perm) - n_validation - n_dev, n_dev])
+    arrays = {"test_x": test_x.numpy(), "test_y": test_y.numpy()}
+    for name, idx in (("pool", pool_idx), ("val", val_idx), ("dev", dev_idx)):
+        idx = idx.sort().values
+        arrays[f"{name}_x"], arrays[f"{name}_y"] = train_x[idx].numpy(), train_y[idx].numpy()
+    if not n_dev:
+        del arrays["dev_x"], arrays["dev_y"]
+    return arrays
 
 
 # --- prepared folders ---------------------------------------------------------------------
@@ -138,9 +151,10 @@ def save_prepared(arrays: dict[str, np.ndarray], out: Path, repeat: dict | None 
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     tmp.chmod(0o755)
     try:
-        for name in ARRAYS:
+        names = [name for name in ARRAYS + OPTIONAL_ARRAYS if name in arrays]
+        for name in names:
             np.save(tmp / f"{name}.npy", np.ascontiguousarray(arrays[name]), allow_pickle=False)
-        manifest = {"sha256": {name: _sha256(tmp / f"{name}.npy") for name in ARRAYS}, "repeat": repeat}
+        manifest = {"sha256": {name: _sha256(tmp / f"{name}.npy") for name in names}, "repeat": repeat}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         if out.exists():
             shutil.rmtree(out)
@@ -168,16 +182,17 @@ def load_prepared(folder: Path) -> Split:
     except (ValueError, KeyError, TypeError):
         raise DataError(f"{manifest_path} is corrupt; rerun prepare.") from None
     tensors = {}
-    for name in ARRAYS:
+    for name in ARRAYS + tuple(n for n in OPTIONAL_ARRAYS if n in sha256):
         path = folder / f"{name}.npy"
         if not path.is_file() or _sha256(path) != sha256.get(name):
             raise DataError(f"{path} is missing or does not match its checksum in {manifest_path}; rerun prepare.")
-        tensors[name] = torch.from_numpy(np.load(path, allow_pickle=False))
-    for name in ("pool_x", "val_x", "test_x"):
-        x = tensors[name]
-        tensors[name] = ((x.float() / 255.0 - MNIST_MEAN) / MNIST_STD)[:, None] if x.dtype == torch.uint8 else x.float()
-    for name in ("pool_y", "val_y", "test_y"):
-        tensors[name] = tensors[name].long()
+        array = torch.from_numpy(np.load(path, allow_pickle=False))
+        if name.endswith("_y"):
+            tensors[name] = array.long()
+        elif array.dtype == torch.uint8:
+            tensors[name] = ((array.float() / 255.0 - MNIST_MEAN) / MNIST_STD)[:, None]
+        else:
+            tensors[name] = array.float()
     if repeat:
         tensors["pool_x"], tensors["pool_y"] = repeat_with_noise(tensors["pool_x"], tensors["pool_y"], **repeat)
         tensors["copies"] = repeat["times"]

@@ -58,11 +58,23 @@ def mean_log_probs(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(log_probs_N_K_C, dim=1) - math.log(log_probs_N_K_C.shape[1])
 
 
+@torch.inference_mode()
+def predict_dropout_off(model: McDropoutNet, x: torch.Tensor, batch_size: int = 250) -> torch.Tensor:
+    """The deterministic prediction (dropout off, as Gal et al.'s Keras code predicted the test set):
+    ``log_probs_N_C``, float32 on the CPU."""
+    model.eval()
+    device = next(model.parameters()).device
+    return torch.cat([torch.log_softmax(model(x[start : start + batch_size].to(device)), dim=-1).cpu()
+                      for start in range(0, x.shape[0], batch_size)])
+
+
 def evaluate(
     model: McDropoutNet, x: torch.Tensor, y_N: torch.Tensor, k: int, generator: torch.Generator | None = None
-) -> tuple[float, float]:
-    """Test accuracy and mean negative log-likelihood (nats) of the MC-averaged prediction."""
+) -> tuple[float, float, float]:
+    """Accuracy and mean negative log-likelihood (nats) of the MC-averaged prediction, and the
+    accuracy of the deterministic one (dropout off)."""
     log_probs_N_C = mean_log_probs(predict_log_probs(model, x, k, generator))
     accuracy = (log_probs_N_C.argmax(dim=1) == y_N).double().mean().item()
     nll = torch.nn.functional.nll_loss(log_probs_N_C.double(), y_N).item()
-    return accuracy, nll
+    accuracy_dropout_off = (predict_dropout_off(model, x).argmax(dim=1) == y_N).double().mean().item()
+    return accuracy, nll, accuracy_dropout_off

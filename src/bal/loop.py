@@ -19,7 +19,7 @@ import torch
 from bal.acquisition import PoolInputs, get_strategy, select
 from bal.data import Split
 from bal.inference import evaluate, predict_log_probs
-from bal.models import McDropoutNet
+from bal.models import INITS, McDropoutNet
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class TrainSettings:
     batch_size: int = 64
     learning_rate: float = 1e-3
     weight_decay: float = 0.0  # total L2 strength; Adam gets weight_decay / n_labelled
+    weight_decay_on: str = "all"  # or "hidden_dense": the head's first dense layer's weights only (Gal et al.'s code)
     precision: str = "float32"  # or "bfloat16": autocast for the forward pass (fast on CPUs with AVX512-BF16)
     eval_every: int = 0  # steps between validation checks, keeping the best checkpoint (0: no checks)
     patience: int = 0  # stop after this many checks without improvement (0: train all steps)
@@ -46,6 +47,8 @@ class LoopSettings:
     pool_subset: int | None = None  # score about this many pool points a round, drawn at random (None: all)
     train: TrainSettings = field(default_factory=TrainSettings)
     strategy_options: dict = field(default_factory=dict)
+    init: str = "torch"  # or "keras" (Glorot-uniform weights, zero biases: models.INITS)
+    evaluate_on: str = "test"  # or "dev": the split each round's model is evaluated on
 
     @property
     def test_samples(self) -> int:
@@ -54,12 +57,14 @@ class LoopSettings:
 
 @dataclass(frozen=True)
 class Round:
-    """One finished round: the model trained on ``n_labelled`` labels, then what it acquired."""
+    """One finished round: the model trained on ``n_labelled`` labels, evaluated on the
+    ``evaluate_on`` split (MC-averaged, and with dropout off), then what it acquired."""
 
     round: int
     n_labelled: int
-    test_accuracy: float
-    test_nll: float
+    accuracy: float
+    nll: float
+    accuracy_dropout_off: float
     train_seconds: float
     eval_seconds: float
     score_seconds: float
@@ -113,7 +118,11 @@ def train(
         val_x, val_y = val_x.to(device), val_y.to(device)
     n = len(y_N)
     batch_size = min(settings.batch_size, n)
-    optimiser = torch.optim.Adam(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay / n)
+    decayed = [model.head.fc1.weight] if settings.weight_decay_on == "hidden_dense" else list(model.parameters())
+    rest = [p for p in model.parameters() if all(p is not d for d in decayed)]
+    groups = [{"params": decayed, "weight_decay": settings.weight_decay / n}]
+    optimiser = torch.optim.Adam(groups + ([{"params": rest, "weight_decay": 0.0}] if rest else []),
+                                 lr=settings.learning_rate)
     order = torch.empty(0, dtype=torch.long)
     best, best_state, checks_since_best = None, None, 0
     total_steps = max(settings.steps, settings.epochs * math.ceil(n / batch_size))
@@ -155,7 +164,7 @@ def fit(
     """Round ``round_``'s model, freshly initialised and trained on ``labelled``, and the round's generator."""
     generator = round_generator(settings.seed, round_)
     torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))  # initialisation and dropout
-    model = make_model().to(device)
+    model = INITS[settings.init](make_model()).to(device)
     train(model, split.pool_x[labelled], split.pool_y[labelled], settings.train, generator, split.val_x, split.val_y)
     return model, generator
 
@@ -188,7 +197,10 @@ def run(
         train_seconds = time.perf_counter() - tic
 
         tic = time.perf_counter()
-        accuracy, nll = evaluate(model, split.test_x, split.test_y, settings.test_samples, generator)
+        accuracy, nll, accuracy_dropout_off = evaluate(
+            model, getattr(split, f"{settings.evaluate_on}_x"), getattr(split, f"{settings.evaluate_on}_y"),
+            settings.test_samples, generator,
+        )
         eval_seconds = time.perf_counter() - tic
 
         acquired, scores, score_seconds, select_seconds = [], [], 0.0, 0.0
@@ -209,7 +221,8 @@ def run(
             acquired, scores = candidates_P[batch.indices].tolist(), batch.scores
 
         yield Round(
-            round_, len(labelled), accuracy, nll, train_seconds, eval_seconds, score_seconds, select_seconds, acquired, scores
+            round_, len(labelled), accuracy, nll, accuracy_dropout_off, train_seconds, eval_seconds, score_seconds,
+            select_seconds, acquired, scores,
         )
         if size <= 0:
             return

@@ -87,6 +87,20 @@ class McDropoutNet(nn.Module):
         return self.head(self.trunk(x))
 
 
+@torch.no_grad()
+def keras_init(model: nn.Module) -> nn.Module:
+    """Keras' defaults, as in Gal et al.'s code: Glorot-uniform weights and zero biases for every
+    dense and convolutional layer (PyTorch's default is Kaiming-uniform with uniform biases)."""
+    for layer in model.modules():
+        if isinstance(layer, (nn.Linear, nn.Conv2d)):
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
+    return model
+
+
+INITS = {"torch": lambda model: model, "keras": keras_init}
+
+
 def gal_cnn(classes: int = 10) -> McDropoutNet:
     """The MNIST CNN of Gal, Islam & Ghahramani 2017 (their Keras code, 28x28 inputs).
 
