@@ -35,6 +35,7 @@ MNIST_GROUPS = [
     Panel("batch-aware, 10 a round (hollow: BatchBALD paper)", ["random", "bald", "batchbald", "power_bald"],
           BATCHBALD_2019[10], ZOOM),
     Panel("cheaper scores", ["random", "bald", "margin", "least_confidence", "mean_std"], None, ZOOM),
+    Panel("prediction-oriented and diverse: EPIG, BADGE", ["random", "bald", "epig", "badge"], None, ZOOM),
 ]
 
 

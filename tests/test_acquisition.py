@@ -119,7 +119,7 @@ def test_random_has_no_per_point_score():
 @given(n=st.integers(1, 6), k=st.integers(2, 6), c=st.integers(2, 5), seed=st.integers(0, 10_000))
 def test_bald_between_zero_and_entropy(n, k, c, seed):
     g = torch.Generator().manual_seed(seed)
-    lp = torch.log_softmax(torch.randn(n, k, c, generator=g) * 4, dim=-1)
+    lp = torch.log_softmax(torch.randn(n, k, c, generator=g, dtype=torch.float64) * 4, dim=-1)
     bald, entropy = score("bald", lp), score("max_entropy", lp)
     assert (bald >= 0).all() and (bald <= entropy + 1e-12).all() and (entropy <= math.log(c) + 1e-12).all()
 
@@ -128,14 +128,17 @@ def test_bald_between_zero_and_entropy(n, k, c, seed):
 @given(n=st.integers(2, 12), k=st.integers(2, 5), c=st.integers(2, 4), seed=st.integers(0, 10_000), data=st.data())
 def test_every_strategy_picks_distinct_pool_points_and_scorers_the_best(n, k, c, seed, data):
     g = torch.Generator().manual_seed(seed)
-    lp = torch.log_softmax(torch.randn(n, k, c, generator=g) * 4, dim=-1)
+    lp = torch.log_softmax(torch.randn(n, k, c, generator=g, dtype=torch.float64) * 4, dim=-1)
+    pool = PoolInputs(n, lp, target_log_probs_M_K_C=torch.log_softmax(torch.randn(3, k, c, generator=g) * 4, dim=-1),
+                      dropout_off_probs_N_C=torch.softmax(torch.randn(n, c, generator=g) * 4, dim=-1),
+                      features_N_H=torch.relu(torch.randn(n, 5, generator=g)))
     b = data.draw(st.integers(1, n - 1))
     for name, strategy in REGISTRY.items():
-        batch = select(name, lp, b, generator=torch.Generator().manual_seed(seed))
+        batch = select(name, pool, b, generator=torch.Generator().manual_seed(seed))
         assert len(batch.indices) == b == len(batch.scores) and len(set(batch.indices)) == b
         assert all(0 <= i < n for i in batch.indices)
         if strategy.scorer is not None:
-            scores = score(name, lp)
+            scores = score(name, pool)
             assert batch.scores == scores[batch.indices].tolist()
             unchosen = [i for i in range(n) if i not in batch.indices]
             assert min(batch.scores) >= scores[unchosen].max().item()

@@ -103,6 +103,8 @@ BAD = [
     ("options.batchbald.max_configurations", 2_000_000,
      "options.batchbald.max_configurations = 2000000: must be at most 1167110 for learn.mnist (K = 100 samples, C = 10"),
     ("options.bald", {"beta": 1.0}, "options.bald.beta is not a known key"),
+    ("options.epig.targets", 0, "options.epig.targets = 0: must be between 1 and"),
+    ("options.epig.targets", 961, "options.epig.targets = 961: must be between 1 and the 960 points the twomoons pool still holds"),
     ("options.bald", DELETE, "options.bald is missing"),
     ("options.balde", {}, "options.balde is not a known key"),
     ("learn.mnist.options", {}, "learn.mnist.options is not a known key"),

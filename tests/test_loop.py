@@ -1,11 +1,14 @@
 import dataclasses
 
+import pytest
 import torch
 
 import bal.loop
 
 from bal.data import Split, initial_indices, load_prepared, prepare_two_moons, save_prepared
-from bal.loop import LoopSettings, TrainSettings, pool_subset, run, train
+from bal.acquisition import get_strategy
+from bal.inference import predict_log_probs
+from bal.loop import LoopSettings, TrainSettings, pool_inputs, pool_subset, run, train
 from bal.models import moons_mlp
 
 
@@ -179,3 +182,31 @@ def test_pool_subset_draws_originals_with_all_their_unlabelled_copies():
     assert torch.equal(pool_subset(candidates_P, split.original(candidates_P), 4, torch.Generator()), candidates_P)
     plain_P = pool_subset(candidates_P, candidates_P, 5, torch.Generator().manual_seed(0))  # no copies: 5 points
     assert len(plain_P) == 5 and set(plain_P.tolist()) <= set(candidates_P.tolist())
+
+
+def test_epig_and_badge_run_through_the_loop_with_their_inputs():
+    split = tiny_split()
+    for strategy, options in (("epig", {"targets": 20}), ("badge", {})):
+        s = dataclasses.replace(settings(split, strategy), strategy_options=options)
+        rounds = list(run(split, moons_mlp, s, torch.device("cpu")))
+        acquired = [i for r in rounds for i in r.acquired]
+        assert [r.n_labelled for r in rounds] == [2, 5, 8, 11, 12] and len(set(acquired + list(s.initial))) == 12
+
+
+def test_epig_targets_come_from_the_unlabelled_pool_under_the_candidates_masks():
+    split = tiny_split()
+    torch.manual_seed(0)
+    model = moons_mlp()
+    unlabelled_U = torch.arange(10, 200)
+    candidates_P = unlabelled_U[:50]
+    pool = pool_inputs(model, split.pool_x, candidates_P, unlabelled_U, get_strategy("epig"), {"targets": 190},
+                       settings(split, "epig"), torch.Generator().manual_seed(1))
+    assert pool.log_probs_N_K_C.shape == (50, 5, 2) and pool.target_log_probs_M_K_C.shape == (190, 5, 2)
+    # every unlabelled point is a target, so each candidate is one too, with the very same K predictions
+    rows = {tuple(t.flatten().tolist()) for t in pool.target_log_probs_M_K_C}
+    assert all(tuple(c.flatten().tolist()) in rows for c in pool.log_probs_N_K_C)
+    masks = model.head.draw_masks(5, torch.Generator().manual_seed(2))
+    assert not torch.equal(predict_log_probs(model, split.pool_x[candidates_P], 5, masks=masks), pool.log_probs_N_K_C)
+    with pytest.raises(ValueError, match="epig needs 191 target inputs, more than the 190 unlabelled points"):
+        pool_inputs(model, split.pool_x, candidates_P, unlabelled_U, get_strategy("epig"), {"targets": 191},
+                    settings(split, "epig"), torch.Generator())

@@ -50,7 +50,7 @@ def test_mnist_panels_group_the_strategies_and_catch_any_other(monkeypatch):
     from figures import MNIST_GROUPS, curve_panels
 
     grouped = ["random", "max_entropy", "margin", "least_confidence", "variation_ratios", "mean_std", "bald",
-               "batchbald", "power_bald"]
+               "batchbald", "power_bald", "epig", "badge"]
     assert {s for group in MNIST_GROUPS for s in group.strategies} == set(grouped)
     panels = curve_panels("mnist", grouped)
     assert panels[0].strategies == grouped and panels[1:] == MNIST_GROUPS

@@ -41,6 +41,9 @@ class PoolInputs:
 
     size: int
     log_probs_N_K_C: torch.Tensor | None = None
+    target_log_probs_M_K_C: torch.Tensor | None = None  # M target inputs, under the candidates' K masks
+    dropout_off_probs_N_C: torch.Tensor | None = None  # the deterministic prediction
+    features_N_H: torch.Tensor | None = None  # the last hidden layer, dropout off
 
     @classmethod
     def of(cls, pool: "PoolInputs | torch.Tensor") -> "PoolInputs":
@@ -118,6 +121,39 @@ def variation_ratios(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
 def mean_std(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
     """Standard deviation of each class probability over the K samples, averaged over classes."""
     return _probs(log_probs_N_K_C).std(dim=1, correction=0).mean(dim=1)
+
+
+EPIG_CHUNK_ELEMENTS = 2**23  # float64 elements of one chunk's joint predictive tables: 64 MiB
+
+
+def epig_scores(log_probs_N_K_C: torch.Tensor, target_log_probs_M_K_C: torch.Tensor,
+                chunk_elements: int = EPIG_CHUNK_ELEMENTS) -> torch.Tensor:
+    """Expected predictive information gain (Bickford Smith et al. 2023), nats, float64: for each
+    candidate x, the mean over the M target inputs x* of I(y; y* | x, x*).
+
+    Both tensors come from the same K consistent MC samples, which make the joint predictive
+    p(y, y*) = (1/K) sum_k p(y | x, w_k) p(y* | x*, w_k) one matrix product over K; then
+    I = H[p(y)] + H[p(y*)] - H[p(y, y*)]. Candidates go in chunks, so extra memory stays at
+    ``chunk_elements`` float64 numbers whatever N.
+    """
+    n, k, c = log_probs_N_K_C.shape
+    m, k_targets, c_targets = target_log_probs_M_K_C.shape
+    if m == 0:
+        raise ValueError("epig needs at least one target input, got 0.")
+    if k_targets != k:
+        raise ValueError(f"epig needs the targets predicted with the candidates' K = {k} masks, got K = {k_targets}.")
+    probs_K_MC = target_log_probs_M_K_C.double().exp().permute(1, 0, 2).reshape(k, m * c_targets) / k
+    target_entropy = max_entropy(target_log_probs_M_K_C).mean()
+    chunk = max(1, chunk_elements // (c * m * c_targets))
+    scores_N = torch.empty(n, dtype=torch.float64, device=log_probs_N_K_C.device)
+    for start in range(0, n, chunk):
+        log_probs_X_K_C = log_probs_N_K_C[start : start + chunk]
+        probs_XC_K = log_probs_X_K_C.double().exp().transpose(1, 2).reshape(-1, k)
+        joint_XC_MC = probs_XC_K @ probs_K_MC  # p(y, y*) for each candidate and target
+        terms_X_C_M_C = torch.special.entr(joint_XC_MC, out=joint_XC_MC).view(-1, c, m, c_targets)
+        joint_entropy_X = terms_X_C_M_C.sum(dim=(1, 3)).mean(dim=1)
+        scores_N[start : start + chunk] = max_entropy(log_probs_X_K_C) + target_entropy - joint_entropy_X
+    return scores_N.clamp_min(0.0)
 
 
 def top_k(scores_N: torch.Tensor, batch_size: int, generator: torch.Generator | None) -> CandidateBatch:
@@ -233,6 +269,46 @@ def power_entropy(
     return _gumbel_top_k(beta * torch.log(entropy_N.clamp_min(1e-300)), entropy_N, batch_size, generator)
 
 
+def kmeans_plus_plus(embeddings_N_E: torch.Tensor, batch_size: int, generator: torch.Generator | None) -> list[int]:
+    """k-means++ seeding (Arthur & Vassilvitskii 2007), as BADGE uses it: the first point has the
+    largest norm, each next one is drawn with probability proportional to its squared distance to
+    the nearest point chosen so far (so a chosen point is never drawn again while others remain)."""
+    norms_N = torch.linalg.vecdot(embeddings_N_E, embeddings_N_E).double()  # squared norms, without an N x E copy
+    chosen = [int(norms_N.argmax())]
+    nearest_N = torch.full_like(norms_N, torch.inf)
+    for _ in range(1, batch_size):
+        centre_E = embeddings_N_E[chosen[-1]]
+        distance_N = (norms_N + norms_N[chosen[-1]] - 2 * (embeddings_N_E @ centre_E).double()).clamp_min(0.0)
+        nearest_N = torch.minimum(nearest_N, distance_N)
+        nearest_N[chosen] = 0.0
+        if nearest_N.sum() > 0:
+            chosen.append(int(torch.multinomial(nearest_N, 1, generator=generator)))
+        else:  # every remaining point coincides with a chosen one: any of them
+            remaining_R = torch.ones_like(norms_N, dtype=torch.bool)
+            remaining_R[chosen] = False
+            options_R = remaining_R.nonzero().squeeze(1)
+            chosen.append(int(options_R[torch.randint(len(options_R), (1,), generator=generator)]))
+    return chosen
+
+
+def gradient_embeddings(dropout_off_probs_N_C: torch.Tensor, features_N_H: torch.Tensor) -> torch.Tensor:
+    """BADGE's embedding (Ash et al. 2020): the gradient of the cross-entropy with respect to the last
+    layer's weights under the model's own predicted label, (p(x) - e_yhat) outer h(x), as ``N x (C*H)``."""
+    residual_N_C = dropout_off_probs_N_C.clone()
+    residual_N_C[torch.arange(len(residual_N_C)), residual_N_C.argmax(dim=1)] -= 1.0
+    return (residual_N_C[:, :, None] * features_N_H[:, None, :]).flatten(1)
+
+
+def badge(
+    dropout_off_probs_N_C: torch.Tensor, features_N_H: torch.Tensor, batch_size: int, generator: torch.Generator | None
+) -> CandidateBatch:
+    """BADGE: k-means++ seeding on the gradient embeddings, so the batch is both uncertain (long
+    gradients) and diverse (far apart). Scores: the embeddings' norms."""
+    embeddings_N_E = gradient_embeddings(dropout_off_probs_N_C, features_N_H)
+    chosen = kmeans_plus_plus(embeddings_N_E, batch_size, generator)
+    return CandidateBatch(chosen, embeddings_N_E[chosen].norm(dim=1).tolist())
+
+
 @dataclass(frozen=True)
 class Strategy:
     """A registered strategy: a scorer or a selector, called with the :class:`PoolInputs` fields that
@@ -245,6 +321,7 @@ class Strategy:
     inputs: tuple[str, ...] = ("log_probs_N_K_C",)
     needs_samples: bool = False  # meaningless with a single MC sample (K = 1): every score would be 0
     joint_scores: bool = False  # its scores are the batch's running joint mutual information (capped at log K)
+    input_options: tuple[str, ...] = ()  # its options that say how to compute its inputs (the loop's, not its own)
 
 
 REGISTRY: dict[str, Strategy] = {
@@ -261,6 +338,9 @@ REGISTRY: dict[str, Strategy] = {
         Strategy("power_bald", selector=power_bald, needs_samples=True),
         Strategy("softmax_bald", selector=softmax_bald, needs_samples=True),
         Strategy("power_entropy", selector=power_entropy),
+        Strategy("epig", scorer=epig_scores, inputs=("log_probs_N_K_C", "target_log_probs_M_K_C"), needs_samples=True,
+                 input_options=("targets",)),
+        Strategy("badge", selector=badge, inputs=("dropout_off_probs_N_C", "features_N_H")),
     ]
 }
 
@@ -280,7 +360,7 @@ def _inputs(strategy: Strategy, pool: PoolInputs) -> list:
         value = getattr(pool, name)
         if value is None:
             raise ValueError(f"strategy {strategy.name!r} needs {name}, which the pool inputs lack.")
-        if name == "log_probs_N_K_C":
+        if name in ("log_probs_N_K_C", "target_log_probs_M_K_C"):
             _check_log_probs(value)
             if strategy.needs_samples and value.shape[1] < 2:
                 raise ValueError(f"strategy {strategy.name!r} needs at least 2 MC samples, got K = {value.shape[1]}: "

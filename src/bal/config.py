@@ -89,8 +89,13 @@ class StochasticOptions:
     beta: float = 1.0  # sampling weight: BALD^beta, exp(beta * BALD), entropy^beta
 
 
+@dataclass(frozen=True)
+class EpigOptions:
+    targets: int = 100  # target inputs drawn from the unlabelled pool each round (the EPIG paper's pool setting)
+
+
 OPTIONS = {"batchbald": BatchBaldOptions, "power_bald": StochasticOptions, "softmax_bald": StochasticOptions,
-           "power_entropy": StochasticOptions}
+           "power_entropy": StochasticOptions, "epig": EpigOptions}
 # ``options.<strategy>`` for every registered strategy, all required: each strategy's stages depend on
 # its own entry (dvc.yaml), which DVC needs to find in params.yaml.
 StrategyOptions = dataclasses.make_dataclass(
@@ -334,6 +339,10 @@ def _check_learn(
         _require(getattr(train, name) >= 0, f"{key}.train.{name}", getattr(train, name), "must be non-negative")
     _require(train.patience == 0 or train.eval_every > 0, f"{key}.train.patience", train.patience,
              "must be 0 while eval_every is 0 (patience counts validation checks, and there are none)")
+    if "epig" in strategies:
+        targets, most = params.options.epig.targets, pool - learn.budget
+        _require(1 <= targets <= most, "options.epig.targets", targets,
+                 f"must be between 1 and the {most} points the {dataset} pool still holds at the budget ({budget_key})")
     if "batchbald" in strategies:
         configurations = params.options.batchbald.max_configurations
         bound = max_configurations_bound(learn.mc_samples, CLASSES[dataset])

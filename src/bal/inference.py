@@ -59,13 +59,17 @@ def mean_log_probs(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def predict_dropout_off(model: McDropoutNet, x: torch.Tensor, batch_size: int = 250) -> torch.Tensor:
-    """The deterministic prediction (dropout off, as Gal et al.'s Keras code predicted the test set):
-    ``log_probs_N_C``, float32 on the CPU."""
+def predict_dropout_off(model: McDropoutNet, x: torch.Tensor, batch_size: int = 250) -> tuple[torch.Tensor, torch.Tensor]:
+    """The deterministic prediction (dropout off, as Gal et al.'s Keras code predicted the test set)
+    and the last hidden layer it comes from: ``(log_probs_N_C, features_N_H)``, float32 on the CPU."""
     model.eval()
     device = next(model.parameters()).device
-    return torch.cat([torch.log_softmax(model(x[start : start + batch_size].to(device)), dim=-1).cpu()
-                      for start in range(0, x.shape[0], batch_size)])
+    log_probs, features = [], []
+    for start in range(0, x.shape[0], batch_size):
+        features_X_H = torch.relu(model.head.fc1(model.trunk(x[start : start + batch_size].to(device))))
+        log_probs.append(torch.log_softmax(model.head.fc2(features_X_H), dim=-1).cpu())
+        features.append(features_X_H.cpu())
+    return torch.cat(log_probs), torch.cat(features)
 
 
 def evaluate(
@@ -76,5 +80,5 @@ def evaluate(
     log_probs_N_C = mean_log_probs(predict_log_probs(model, x, k, generator))
     accuracy = (log_probs_N_C.argmax(dim=1) == y_N).double().mean().item()
     nll = torch.nn.functional.nll_loss(log_probs_N_C.double(), y_N).item()
-    accuracy_dropout_off = (predict_dropout_off(model, x).argmax(dim=1) == y_N).double().mean().item()
+    accuracy_dropout_off = (predict_dropout_off(model, x)[0].argmax(dim=1) == y_N).double().mean().item()
     return accuracy, nll, accuracy_dropout_off

@@ -16,9 +16,9 @@ from typing import Callable, Iterator
 
 import torch
 
-from bal.acquisition import PoolInputs, get_strategy, select
+from bal.acquisition import PoolInputs, Strategy, get_strategy, select
 from bal.data import Split
-from bal.inference import evaluate, predict_log_probs
+from bal.inference import evaluate, predict_dropout_off, predict_log_probs
 from bal.models import INITS, McDropoutNet
 
 
@@ -89,11 +89,29 @@ def pool_subset(
 
 
 def pool_inputs(
-    model: McDropoutNet, x: torch.Tensor, inputs: tuple[str, ...], settings: LoopSettings, generator: torch.Generator
+    model: McDropoutNet, pool_x: torch.Tensor, candidates_P: torch.Tensor, unlabelled_U: torch.Tensor,
+    strategy: Strategy, input_options: dict, settings: LoopSettings, generator: torch.Generator,
 ) -> PoolInputs:
-    """The candidates' :class:`PoolInputs`, with only the fields that the strategy's ``inputs`` name."""
-    log_probs_N_K_C = predict_log_probs(model, x, settings.mc_samples, generator) if "log_probs_N_K_C" in inputs else None
-    return PoolInputs(len(x), log_probs_N_K_C)
+    """The candidates' :class:`PoolInputs`, with only the fields that ``strategy.inputs`` name.
+
+    EPIG's targets are ``input_options["targets"]`` points drawn at random from the whole unlabelled
+    pool (the pool-based setting of Bickford Smith et al. 2023), predicted in one call with the
+    candidates, so both see the same K masks.
+    """
+    inputs, fields, x = strategy.inputs, {}, pool_x[candidates_P]
+    if "target_log_probs_M_K_C" in inputs:
+        m = input_options["targets"]
+        if m > len(unlabelled_U):
+            raise ValueError(f"{strategy.name} needs {m} target inputs, more than the {len(unlabelled_U)} unlabelled points.")
+        targets_M = unlabelled_U[torch.randperm(len(unlabelled_U), generator=generator)[:m]]
+        log_probs = predict_log_probs(model, torch.cat([x, pool_x[targets_M]]), settings.mc_samples, generator)
+        fields["log_probs_N_K_C"], fields["target_log_probs_M_K_C"] = log_probs[: len(x)], log_probs[len(x) :]
+    elif "log_probs_N_K_C" in inputs:
+        fields["log_probs_N_K_C"] = predict_log_probs(model, x, settings.mc_samples, generator)
+    if "dropout_off_probs_N_C" in inputs or "features_N_H" in inputs:
+        log_probs_N_C, fields["features_N_H"] = predict_dropout_off(model, x)
+        fields["dropout_off_probs_N_C"] = log_probs_N_C.exp()
+    return PoolInputs(len(x), **fields)
 
 
 def round_generator(seed: int, round_: int) -> torch.Generator:
@@ -184,7 +202,9 @@ def run(
     """
     if finished and finished[-1].n_labelled >= settings.budget:
         return
-    inputs = get_strategy(settings.strategy).inputs
+    strategy = get_strategy(settings.strategy)
+    input_options = {k: v for k, v in settings.strategy_options.items() if k in strategy.input_options}
+    options = {k: v for k, v in settings.strategy_options.items() if k not in strategy.input_options}
     labelled = list(settings.initial)
     for done in finished:
         labelled += done.acquired
@@ -207,16 +227,16 @@ def run(
         size = min(settings.acquisition_size, settings.budget - len(labelled))
         if size > 0:
             tic = time.perf_counter()
-            candidates_P = (~is_labelled).nonzero().squeeze(1)
+            unlabelled_U = candidates_P = (~is_labelled).nonzero().squeeze(1)
             if settings.pool_subset is not None:
                 candidates_P = pool_subset(
                     candidates_P, split.original(candidates_P), settings.pool_subset // split.copies, generator
                 )
-            pool = pool_inputs(model, split.pool_x[candidates_P], inputs, settings, generator)
+            pool = pool_inputs(model, split.pool_x, candidates_P, unlabelled_U, strategy, input_options, settings, generator)
             score_seconds = time.perf_counter() - tic
 
             tic = time.perf_counter()
-            batch = select(settings.strategy, pool, size, generator=generator, **settings.strategy_options)
+            batch = select(settings.strategy, pool, size, generator=generator, **options)
             select_seconds = time.perf_counter() - tic
             acquired, scores = candidates_P[batch.indices].tolist(), batch.scores
 
