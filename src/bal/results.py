@@ -51,15 +51,15 @@ def read_runs(
     return {strategy: by_seed for strategy, by_seed in tables.items() if by_seed}
 
 
-def labels_to(curve: pd.DataFrame, accuracy: float) -> float:
-    """The first labelled-set size whose test accuracy reaches ``accuracy`` (inf if none does)."""
-    reached = curve.loc[curve.test_accuracy >= accuracy, "n_labelled"]
+def labels_to(curve: pd.DataFrame, accuracy: float, column: str = "test_accuracy") -> float:
+    """The first labelled-set size whose ``column`` reaches ``accuracy`` (inf if none does)."""
+    reached = curve.loc[curve[column] >= accuracy, "n_labelled"]
     return float(reached.iloc[0]) if len(reached) else math.inf
 
 
-def normalised_auc(curve: pd.DataFrame) -> float:
+def normalised_auc(curve: pd.DataFrame, column: str = "test_accuracy") -> float:
     """Area under accuracy vs labels divided by the label range: the curve's mean accuracy."""
-    n, acc = curve.n_labelled.to_numpy(float), curve.test_accuracy.to_numpy(float)
+    n, acc = curve.n_labelled.to_numpy(float), curve[column].to_numpy(float)
     if len(n) < 2:
         return float(acc[0])
     return float(((acc[1:] + acc[:-1]) / 2 * (n[1:] - n[:-1])).sum() / (n[-1] - n[0]))
