@@ -5,10 +5,13 @@ BIN := $(VENV)/bin
 # Offline: the four original MNIST .gz files; online, leave unset and torchvision downloads them.
 SHARED_MNIST := $(wildcard ../shared/datasets/mnist/raw)
 export BAL_MNIST_RAW ?= $(if $(SHARED_MNIST),$(abspath $(SHARED_MNIST)),)
+# Offline: Fashion-MNIST's four original files from Debian's dataset-fashion-mnist (make fashion-mnist installs it).
+DEBIAN_FASHION := /usr/share/datasets/fashion-mnist
+export BAL_FASHION_MNIST_RAW ?= $(if $(wildcard $(DEBIAN_FASHION)),$(DEBIAN_FASHION),)
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test smoke plots clean
+.PHONY: setup fashion-mnist repro test smoke plots clean
 
 setup: $(VENV)/.installed
 
@@ -21,8 +24,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 # The learn and study stages are independent: run JOBS of them side by side (one torch thread each),
 # then the rest (aggregate, study_summary, figures). DVC holds its repository lock for a moment at
 # the start and end of each stage; --wait-for-lock makes the other process wait instead of failing.
+# Debian's package of the original Fashion-MNIST files, where apt can install it (root, no internet needed
+# beyond Debian's mirror); elsewhere torchvision downloads the files.
+fashion-mnist:
+	@test -d $(DEBIAN_FASHION) || ! command -v apt-get >/dev/null || [ "$$(id -u)" != 0 ] || \
+		(apt-get install -y -q dataset-fashion-mnist >/dev/null || (apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null))
+
 JOBS ?= 2
-repro: setup
+repro: setup fashion-mnist
 	dvc repro prepare
 	dvc stage list --name-only | grep -E '^(learn|study)@' | xargs -P $(JOBS) -n 1 dvc --wait-for-lock repro --single-item
 	dvc repro

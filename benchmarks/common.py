@@ -15,4 +15,4 @@ def mnist_setup(params_path: Path, prepared: Path) -> tuple[Learn, Split]:
     params = load_params(params_path)
     torch.set_num_threads(params.compute.threads)
     torch.use_deterministic_algorithms(True)
-    return params.learn.mnist, load_prepared(prepared)
+    return params.learn["mnist"], load_prepared(prepared)

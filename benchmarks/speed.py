@@ -20,7 +20,6 @@ import typer
 from bal.data import initial_indices
 from bal.inference import evaluate, predict_log_probs, predict_log_probs_naive
 from bal.loop import fit
-from bal.models import MODELS
 from common import mnist_setup
 
 
@@ -37,7 +36,7 @@ def main(
     fast_pool: int = typer.Option(10_000),
 ) -> None:
     learn, split = mnist_setup(params_path, prepared)
-    make_model = MODELS[learn.model]
+    make_model = learn.make_model(split.kind, tuple(split.pool_x.shape[1:]), split.classes)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), settings from {params_path} (learn.mnist)")
 
     torch.manual_seed(0)

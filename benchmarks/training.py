@@ -29,7 +29,6 @@ import typer
 from bal.data import Split, initial_indices
 from bal.inference import evaluate
 from bal.loop import TrainSettings, fit
-from bal.models import MODELS
 from common import mnist_setup
 
 
@@ -79,7 +78,7 @@ def main(
                 labelled = run_set(n) if run_set else initial_indices(split.pool_y, n // 10, seed=seed)
                 settings = dataclasses.replace(learn.loop_settings("random", seed, labelled, {}), train=train)
                 tic = time.perf_counter()
-                model, generator = fit(split, labelled, MODELS[learn.model], settings, 0, torch.device("cpu"))
+                model, generator = fit(split, labelled, learn.make_model(split.kind, tuple(split.pool_x.shape[1:]), split.classes), settings, 0, torch.device("cpu"))
                 seconds.append(time.perf_counter() - tic)
                 accuracy, _, accuracy_dropout_off = evaluate(model, split.test_x, split.test_y, settings.test_samples, generator)
                 accuracies.append(100 * accuracy)

@@ -20,7 +20,6 @@ from bal.data import initial_indices, load_prepared
 from bal.inference import mean_log_probs, predict_log_probs
 from bal.io import atomic_write_bytes
 from bal.loop import fit
-from bal.models import MODELS
 from bal.plotting import Panel, acquired_classes, bald_terms, decision_maps, learning_curves, render
 from bal.results import BATCHBALD_2019, GAL_2017, read_runs
 from common import fails_cleanly
@@ -60,8 +59,9 @@ def write(out: Path, name: str, fig) -> None:
 
 
 def twomoons_figures(params, runs: Path, prepared: Path, out: Path) -> None:
-    learn, seed = params.learn.twomoons, params.run.seeds[0]
+    learn, seed = params.learn["twomoons"], params.run.seeds[0]
     split = load_prepared(prepared)
+    make_model = learn.make_model(split.kind, tuple(split.pool_x.shape[1:]), split.classes)
     acquired = read_runs(runs, "twomoons", params.run.strategies, [seed], "acquired.csv")
     initial = initial_indices(split.pool_y, learn.initial_per_class, seed)
     pool_x = split.pool_x.numpy()
@@ -74,7 +74,7 @@ def twomoons_figures(params, runs: Path, prepared: Path, out: Path) -> None:
         table = acquired[strategy][seed]
         labelled = initial + table.loc[table["round"] < round_, "pool_index"].tolist()
         settings = learn.loop_settings(strategy, seed, initial, params.strategy_options(strategy))
-        model, generator = fit(split, labelled, MODELS[learn.model], settings, round_, torch.device("cpu"))
+        model, generator = fit(split, labelled, make_model, settings, round_, torch.device("cpu"))
         return predict_log_probs(model, grid, learn.mc_samples, generator), pool_x[labelled]
 
     panels = {}
@@ -116,12 +116,12 @@ def main(
         curves = read_runs(runs, dataset, run.strategies, run.seeds, "curve.csv", missing_ok=True)
         if not curves:
             continue
-        mnist_like = dataset != "twomoons"
         write(out, f"{dataset}_curves", learning_curves(curves, curve_panels(dataset, list(curves))))
-        if mnist_like:
+        if dataset != "twomoons":
+            class_names = load_prepared(prepared / dataset).class_names
             tables = read_runs(runs, dataset, run.strategies, run.seeds, "acquired.csv", missing_ok=True)
             counts = pd.DataFrame({s: pd.concat(t.values()).label.value_counts() / len(t) for s, t in tables.items()})
-            counts = counts.T.reindex(columns=range(10)).fillna(0)
+            counts = counts.T.reindex(columns=range(len(class_names))).fillna(0).set_axis(class_names, axis=1)
             write(out, f"{dataset}_acquired_classes",
                   acquired_classes(counts, f"{dataset}: classes acquired (mean over {len(run.seeds)} seed(s))"))
     if "twomoons" in run.datasets:

@@ -19,11 +19,10 @@ import pandas as pd
 import typer
 
 from bal.acquisition import CEILING_FRACTION, REGISTRY, past_ceiling
-from bal.config import CLASSES, ConfigError
+from bal.config import ConfigError
 from bal.data import initial_indices, load_prepared
 from bal.io import atomic_write_bytes, write_csv, write_json
 from bal.loop import LoopSettings, Round, run
-from bal.models import MODELS
 from common import environment, fails_cleanly, params_and_torch
 
 app = typer.Typer(add_completion=False)
@@ -46,12 +45,14 @@ def main(
     params_path: Path = typer.Option(Path("params.yaml"), "--params"),
 ) -> None:
     params, device = params_and_torch(params_path)
-    if dataset not in CLASSES:
-        raise ConfigError(f"--dataset {dataset!r} is not a known dataset; known: {', '.join(CLASSES)}.")
+    if dataset not in params.learn:
+        raise ConfigError(f"--dataset {dataset!r} has no learn.{dataset} entry; datasets with one: {', '.join(params.learn)}.")
     if strategy not in REGISTRY:
         raise ConfigError(f"--strategy {strategy!r}: unknown strategy; known strategies: {', '.join(REGISTRY)}.")
-    learn = getattr(params.learn, dataset) if acquisition_size is None else params.study_learn(dataset, acquisition_size)
+    learn = params.learn[dataset] if acquisition_size is None else params.study_learn(dataset, acquisition_size)
     split = load_prepared(prepared)
+    params.check_against_data(dataset, split)
+    make_model = learn.make_model(split.kind, tuple(split.pool_x.shape[1:]), split.classes)
     initial = initial_indices(split.pool_y, learn.initial_per_class, seed)
     settings = learn.loop_settings(strategy, seed, initial, params.strategy_options(strategy))
     rounds_total = math.ceil((learn.budget - len(settings.initial)) / learn.acquisition_size) + 1
@@ -65,7 +66,7 @@ def main(
     columns = [f"{learn.evaluate_on}_{name}" if name in EVALUATED else name for name in ROUND_FIELDS]
     curve, acquired = [], []
     start, rounds_before = time.perf_counter(), len(finished)
-    for r in itertools.chain(list(finished), run(split, MODELS[learn.model], settings, device, list(finished))):
+    for r in itertools.chain(list(finished), run(split, make_model, settings, device, list(finished))):
         if r.round >= rounds_before:
             finished.append(r)
             _save_checkpoint(checkpoint, fingerprint, finished)

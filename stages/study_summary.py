@@ -1,6 +1,6 @@
 """Stage study_summary: the study grid's curves -> metrics/study.json and one figure per dataset.
 
-On Repeated-MNIST it also records ``copies_acquired``: the fraction of acquired points that were a
+On a repeated pool (Repeated-MNIST) it also records ``copies_acquired``: the fraction of acquired points that were a
 copy of an original already acquired (mean over seeds), the redundancy BatchBALD exists to avoid.
 """
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from bal.config import load_params
+from bal.data import load_prepared
 from bal.io import atomic_write_bytes, write_json
 from bal.plotting import curves_by_size, render
 from bal.results import BATCHBALD_2019, copies_acquired, read_runs, summarise
@@ -26,6 +27,7 @@ def main(
     runs: Path = typer.Option(..., help="folder holding <dataset>/<strategy>/b<size>/<seed>/curve.csv"),
     metrics: Path = typer.Option(..., help="summary JSON to write"),
     plots: Path = typer.Option(..., help="folder for <dataset>_curves.png and .svg"),
+    prepared: Path = typer.Option(..., help="folder holding the prepared <dataset> folders"),
     params_path: Path = typer.Option(Path("params.yaml"), "--params"),
 ) -> None:
     params = load_params(params_path)
@@ -36,8 +38,9 @@ def main(
         panels = {size: read_runs(*grid, "curve.csv", size, missing_ok=True) for size in study.acquisition_sizes}
         summary[dataset] = {f"b{size}": {strategy: summarise(by_seed) for strategy, by_seed in curves.items()}
                             for size, curves in panels.items()}
-        if dataset == "repeated_mnist":
-            n_originals = params.pool_size(dataset) // params.prepare.repeated_mnist.repeats
+        split = load_prepared(prepared / dataset)
+        if split.copies > 1:
+            n_originals = len(split.pool_y) // split.copies
             for size in study.acquisition_sizes:
                 acquired = read_runs(*grid, "acquired.csv", size, missing_ok=True)
                 for strategy, by_seed in acquired.items():

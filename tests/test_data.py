@@ -7,10 +7,12 @@ import pytest
 import torch
 
 from bal.data import (
-    DataError, fetch_mnist, initial_indices, load_prepared, prepare_mnist, prepare_two_moons, save_prepared, two_moons,
+    DataError, Prepared, fetch_torchvision, initial_indices, load_prepared, prepare_two_moons, save_prepared,
+    split_arrays, stratified_holdout, two_moons,
 )
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist" / "raw"
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
 def test_two_moons_shapes_balance_and_seed():
@@ -33,50 +35,68 @@ def test_initial_set_too_large_for_a_class():
         initial_indices(torch.tensor([0, 0, 1]), 2, seed=0)
 
 
-def test_mnist_pool_and_validation_partition_the_training_set():
-    ids = torch.arange(1000)
-    train_x = torch.stack([ids % 256, ids // 256], dim=1).to(torch.uint8)[:, :, None]  # each image names its index
-    train_y, test_x, test_y = ids % 10, torch.zeros(7, 2, 1, dtype=torch.uint8), torch.zeros(7, dtype=torch.long)
-    arrays = prepare_mnist(train_x, train_y, test_x, test_y, n_validation=100, seed=3)
-
-    def index(x):
-        return (x[:, 0, 0].astype(int) + 256 * x[:, 1, 0].astype(int)).tolist()
-
-    pool, val = index(arrays["pool_x"]), index(arrays["val_x"])
-    assert len(pool) == 900 and len(val) == 100 and not set(pool) & set(val) and set(pool) | set(val) == set(range(1000))
-    assert (arrays["pool_y"] == np.array(pool) % 10).all() and (arrays["val_y"] == np.array(val) % 10).all()
-    assert len(arrays["test_y"]) == 7
-    assert index(prepare_mnist(train_x, train_y, test_x, test_y, 100, seed=3)["val_x"]) == val
-    assert index(prepare_mnist(train_x, train_y, test_x, test_y, 100, seed=4)["val_x"]) != val
-    assert "dev_x" not in arrays
+def ids(n):
+    """Items that name their own index: x[i] = (i % 256, i // 256)."""
+    return np.stack([np.arange(n) % 256, np.arange(n) // 256], axis=1).astype(np.uint8)
 
 
-def test_mnist_dev_split_is_held_out_of_pool_and_validation():
-    ids = torch.arange(1000)
-    train_x = torch.stack([ids % 256, ids // 256], dim=1).to(torch.uint8)[:, :, None]
-    args = (train_x, ids % 10, torch.zeros(7, 2, 1, dtype=torch.uint8), torch.zeros(7, dtype=torch.long))
+def index(arrays, name):
+    x = arrays[f"{name}_x"]
+    x = x[0][x[1]] if isinstance(x, tuple) else x
+    return (x[:, 0].astype(int) + 256 * x[:, 1].astype(int)).tolist()
 
-    def parts(n_validation, n_dev):
-        arrays = prepare_mnist(*args, n_validation=n_validation, seed=3, n_dev=n_dev)
-        return {name: (arrays[f"{name}_x"][:, 0, 0].astype(int) + 256 * arrays[f"{name}_x"][:, 1, 0].astype(int)).tolist()
-                for name in ("pool", "val", "dev") if f"{name}_x" in arrays}
 
-    split = parts(100, 250)
+def test_given_test_set_pool_validation_and_dev_partition_the_rest():
+    x, y = ids(1000), np.arange(1000) % 10
+    test = (ids(7), np.zeros(7, dtype=np.int64))
+
+    def parts(n_validation, n_dev, seed=3):
+        arrays = split_arrays(x, y, "prepare.d", n_validation, n_dev, seed, test)
+        assert arrays["test_y"] is test[1]
+        return {name: index(arrays, name) for name in ("pool", "val", "dev") if f"{name}_x" in arrays}, arrays
+
+    split, arrays = parts(100, 250)
     assert [len(split[n]) for n in ("pool", "val", "dev")] == [650, 100, 250]
     assert set(split["pool"]) | set(split["val"]) | set(split["dev"]) == set(range(1000))
-    assert not set(split["dev"]) & (set(split["pool"]) | set(split["val"]))
-    assert parts(100, 0)["val"] == split["val"]  # the dev split leaves the validation images as they were
-    assert parts(400, 250)["dev"] == split["dev"] and set(split["val"]) <= set(parts(400, 250)["val"])
+    assert not set(split["dev"]) & (set(split["pool"]) | set(split["val"])) and not set(split["pool"]) & set(split["val"])
+    assert (arrays["pool_y"] == np.array(split["pool"]) % 10).all()
+    without_dev, _ = parts(100, 0)
+    assert "dev" not in without_dev and without_dev["val"] == split["val"]  # the dev split leaves validation as it was
+    assert parts(400, 250)[0]["dev"] == split["dev"] and set(split["val"]) <= set(parts(400, 250)[0]["val"])
+    assert parts(100, 250, seed=4)[0]["val"] != split["val"]
 
 
-def test_prepared_roundtrip_and_tamper_detection(tmp_path):
+def test_a_test_set_the_source_lacks_is_held_out_class_by_class():
+    y = np.array([0] * 600 + [1] * 300 + [2] * 100)
+    held, rest = stratified_holdout(y, 100, torch.Generator().manual_seed(0))
+    assert np.bincount(y[held]).tolist() == [60, 30, 10] and len(set(held) | set(rest)) == 1000
+    arrays = split_arrays(ids(1000), y, "prepare.d", 50, 0, 0, n_test=100)
+    assert sorted(index(arrays, "test")) == sorted(held.tolist())  # the same seed: the same held-out items
+    assert not set(index(arrays, "test")) & set(index(arrays, "pool") + index(arrays, "val"))
+    with pytest.raises(DataError, match="prepare.d.n_test = 1000: the source holds only 1000 labelled items"):
+        split_arrays(ids(1000), y, "prepare.d", 50, 0, 0, n_test=1000)
+    with pytest.raises(DataError, match="prepare.d: n_validation \\(800\\) and n_dev \\(100\\) leave no pool"):
+        split_arrays(ids(1000), y, "prepare.d", 800, 100, 0, n_test=100)
+
+
+def test_prepared_roundtrip_normalisation_and_tamper_detection(tmp_path):
     arrays = prepare_two_moons(50, 10, 20, 0.1, seed=0)
     save_prepared(arrays, tmp_path / "moons")
     split = load_prepared(tmp_path / "moons")
     assert split.pool_x.shape == (50, 2) and split.test_y.shape == (20,) and split.classes == 2
-    assert split.dev_x is None
-    save_prepared({**arrays, "dev_x": arrays["test_x"][:5], "dev_y": arrays["test_y"][:5]}, tmp_path / "dev")
-    assert torch.equal(load_prepared(tmp_path / "dev").dev_y, torch.from_numpy(arrays["test_y"][:5]).long())
+    assert split.dev_x is None and split.kind == "table"
+    assert torch.equal(split.pool_x, torch.from_numpy(arrays["pool_x"]))  # TwoMoons keeps its raw plane
+    images = np.random.default_rng(0).integers(0, 256, (30, 3, 4, 4), dtype=np.uint8)
+    y = np.arange(30) % 3
+    image_arrays = split_arrays(images, y, "prepare.d", 5, 0, 0, n_test=6)
+    from bal.data import normalisation
+
+    save_prepared(Prepared(image_arrays, "image", ["a", "b", "c"], normalisation(image_arrays["pool_x"])), tmp_path / "img")
+    image_split = load_prepared(tmp_path / "img")
+    assert image_split.pool_x.shape == (19, 3, 4, 4) and image_split.class_names == ("a", "b", "c")
+    per_channel = image_split.pool_x.transpose(0, 1).reshape(3, -1)
+    assert torch.allclose(per_channel.mean(1), torch.zeros(3), atol=1e-5)  # the pool's own statistics
+    assert torch.allclose(per_channel.std(1, correction=0), torch.ones(3), atol=1e-4)
     np.save(tmp_path / "moons" / "pool_y.npy", np.zeros(50, dtype=np.int64))
     with pytest.raises(DataError, match="pool_y.npy is missing or does not match its checksum"):
         load_prepared(tmp_path / "moons")
@@ -87,39 +107,17 @@ def test_missing_prepared_folder(tmp_path):
         load_prepared(tmp_path / "nothing")
 
 
-@pytest.fixture
-def mnist_copy(tmp_path):
-    if not SHARED_MNIST.is_dir():
-        pytest.skip("no local MNIST copy")
-    copy = tmp_path / "copy"
-    shutil.copytree(SHARED_MNIST, copy)
-    return copy
-
-
-def test_corrupt_mnist_file_is_named(tmp_path, mnist_copy):
-    target = mnist_copy / "t10k-labels-idx1-ubyte.gz"
-    target.write_bytes(target.read_bytes()[:-100])  # truncated
-    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz is corrupt"):
-        fetch_mnist(tmp_path / "root", mnist_copy)
-
-
-def test_missing_mnist_file_is_named(tmp_path, mnist_copy):
-    (mnist_copy / "train-labels-idx1-ubyte.gz").unlink()
-    with pytest.raises(DataError, match="train-labels-idx1-ubyte.gz is missing"):
-        fetch_mnist(tmp_path / "root", mnist_copy)
-
-
-def test_mnist_from_local_copy(tmp_path, mnist_copy):
-    train_x, train_y, test_x, test_y = fetch_mnist(tmp_path / "root", mnist_copy)
-    assert train_x.shape == (60000, 28, 28) and test_x.shape == (10000, 28, 28)
-    assert train_y[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
-    with gzip.open(mnist_copy / "t10k-labels-idx1-ubyte.gz") as f:
-        assert f.read()[8:18] == bytes(test_y[:10].tolist())
+def test_corrupt_manifest(tmp_path):
+    save_prepared(prepare_two_moons(50, 10, 20, 0.1, seed=0), tmp_path / "moons")
+    (tmp_path / "moons" / "manifest.json").write_text("{not json")
+    with pytest.raises(DataError, match="manifest.json is corrupt"):
+        load_prepared(tmp_path / "moons")
 
 
 def test_repeated_pool_copies_with_noise(tmp_path):
     arrays = prepare_two_moons(50, 10, 20, 0.1, seed=0)
-    save_prepared(arrays, tmp_path / "rep", repeat={"times": 3, "noise_std": 0.1, "seed": 0})
+    prepared = Prepared(arrays, "table", ["0", "1"], repeat={"times": 3, "noise_std": 0.1, "seed": 0})
+    save_prepared(prepared, tmp_path / "rep")
     split = load_prepared(tmp_path / "rep")
     base = torch.from_numpy(arrays["pool_x"])
     assert split.pool_x.shape == (150, 2) and split.pool_y.tolist() == arrays["pool_y"].tolist() * 3
@@ -129,8 +127,46 @@ def test_repeated_pool_copies_with_noise(tmp_path):
     assert torch.equal(split.test_x, torch.from_numpy(arrays["test_x"]))  # test set unchanged
 
 
-def test_corrupt_manifest(tmp_path):
-    save_prepared(prepare_two_moons(50, 10, 20, 0.1, seed=0), tmp_path / "moons")
-    (tmp_path / "moons" / "manifest.json").write_text("{not json")
-    with pytest.raises(DataError, match="manifest.json is corrupt"):
-        load_prepared(tmp_path / "moons")
+@pytest.fixture(params=["mnist", "fashion_mnist"])
+def local_copy(request, tmp_path):
+    source = SHARED_MNIST if request.param == "mnist" else DEBIAN_FASHION
+    if not source.is_dir():
+        pytest.skip(f"no local copy of {request.param} at {source}")
+    copy = tmp_path / "copy"
+    shutil.copytree(source, copy)
+    return request.param, copy
+
+
+def test_corrupt_file_is_named(tmp_path, local_copy):
+    name, copy = local_copy
+    target = copy / "t10k-labels-idx1-ubyte.gz"
+    target.write_bytes(target.read_bytes()[:-100])  # truncated
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz is corrupt"):
+        fetch_torchvision(name, tmp_path / "root", copy)
+
+
+def test_altered_content_is_refused(tmp_path, local_copy):
+    name, copy = local_copy
+    target = copy / "t10k-labels-idx1-ubyte.gz"
+    content = bytearray(gzip.decompress(target.read_bytes()))
+    content[-1] = (content[-1] + 1) % 10  # one label changed, still a valid gzip file
+    target.write_bytes(gzip.compress(bytes(content)))
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz is corrupt"):
+        fetch_torchvision(name, tmp_path / "root", copy)
+
+
+def test_missing_file_is_named(tmp_path, local_copy):
+    name, copy = local_copy
+    (copy / "train-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataError, match=f"train-labels-idx1-ubyte.gz is missing; BAL_{name.upper()}_RAW must name"):
+        fetch_torchvision(name, tmp_path / "root", copy)
+
+
+def test_from_local_copy(tmp_path, local_copy):
+    name, copy = local_copy
+    train_x, train_y, test_x, test_y = fetch_torchvision(name, tmp_path / "root", copy)
+    assert train_x.shape == (60000, 1, 28, 28) and test_x.shape == (10000, 1, 28, 28) and train_x.dtype == np.uint8
+    first = {"mnist": [5, 0, 4, 1, 9, 2, 1, 3, 1, 4], "fashion_mnist": [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]}[name]
+    assert train_y[:10].tolist() == first
+    with gzip.open(copy / "t10k-labels-idx1-ubyte.gz") as f:
+        assert f.read()[8:18] == bytes(test_y[:10].tolist())

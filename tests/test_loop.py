@@ -5,11 +5,15 @@ import torch
 
 import bal.loop
 
-from bal.data import Split, initial_indices, load_prepared, prepare_two_moons, save_prepared
+from bal.data import Prepared, Split, initial_indices, load_prepared, prepare_two_moons, save_prepared
 from bal.acquisition import get_strategy
 from bal.inference import predict_log_probs
 from bal.loop import LoopSettings, TrainSettings, pool_inputs, pool_subset, run, train
-from bal.models import moons_mlp
+from bal.models import mlp
+
+
+def moons_mlp():
+    return mlp((2,), 2, 64, 0.25, 0.25)
 
 
 def tiny_split():
@@ -145,8 +149,8 @@ def test_validation_checks_stop_after_patience_checks_without_improvement(monkey
 def test_repeated_pool_through_the_loop(tmp_path, monkeypatch):
     """A Repeated pool as prepare writes it: each round scores whole originals with all their unlabelled
     copies, and no point is labelled twice."""
-    save_prepared(prepare_two_moons(60, 10, 100, 0.1, seed=0), tmp_path / "rep",
-                  repeat={"times": 3, "noise_std": 0.1, "seed": 0})
+    save_prepared(Prepared(prepare_two_moons(60, 10, 100, 0.1, seed=0), "table", ["0", "1"],
+                           repeat={"times": 3, "noise_std": 0.1, "seed": 0}), tmp_path / "rep")
     split = load_prepared(tmp_path / "rep")
     assert split.copies == 3 and len(split.pool_y) == 180
     s = dataclasses.replace(settings(split, "batchbald"), initial=tuple(initial_indices(split.pool_y, 1, 1)),

@@ -4,7 +4,15 @@ import pytest
 import torch
 
 from bal.inference import evaluate, predict_log_probs, predict_log_probs_naive
-from bal.models import gal_cnn, keras_init, moons_mlp
+from bal.models import cnn, keras_init, mlp
+
+
+def gal_cnn():
+    return cnn((1, 28, 28), 10)
+
+
+def moons_mlp():
+    return mlp((2,), 2, 64, 0.25, 0.25)
 
 
 @pytest.mark.parametrize("make_model, shape, k", [(gal_cnn, (1, 28, 28), 5), (gal_cnn, (1, 28, 28), 100), (moons_mlp, (2,), 7)])
@@ -41,7 +49,7 @@ def test_log_probs_normalised():
 def test_evaluate_scores_the_mc_averaged_and_the_dropout_off_prediction():
     """A model whose K samples give class 1 the logit +3 or -1, by whether the hidden dropout mask keeps its
     one unit, and +1 with dropout off: both predictions are known in closed form."""
-    model = moons_mlp(hidden=1, p=0.5)
+    model = mlp((2,), 2, hidden=1, p_in=0.5, p_hidden=0.5)
     with torch.no_grad():
         for layer in (model.trunk[0], model.head.fc1):
             layer.weight.zero_(), layer.bias.fill_(1.0)  # every hidden unit is 1 (before dropout)

@@ -186,7 +186,7 @@ def test_only_user_errors_lose_their_traceback(capsys):
     "option, message",
     [
         ({"strategy": "balde"}, "--strategy 'balde': unknown strategy; known strategies: random"),
-        ({"dataset": "cifar"}, "--dataset 'cifar' is not a known dataset"),
+        ({"dataset": "cifar"}, "--dataset 'cifar' has no learn.cifar entry"),
         ({"prepared": "nowhere"}, "nowhere/manifest.json is missing; run the prepare stage"),
         ({"params": "missing.yaml"}, "missing.yaml does not exist"),
     ],

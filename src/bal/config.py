@@ -7,21 +7,21 @@ sentence naming the key, the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 import yaml
 
 from bal.acquisition import REGISTRY
+from bal.data import SOURCES
 from bal.joint_entropy import CONFIGURATION_MEMORY, max_configurations_bound
 from bal.loop import LoopSettings, TrainSettings
-from bal.models import INITS, MODELS
-
-MNIST_TRAIN_SIZE = 60_000
-CLASSES = {"twomoons": 2, "mnist": 10, "repeated_mnist": 10}
+from bal.models import INITS, MIN_IMAGE_SIZE, MODELS
 
 
 class ConfigError(Exception):
@@ -45,33 +45,17 @@ class Compute:
 
 
 @dataclass(frozen=True)
-class TwoMoonsPrepare:
-    n_pool: int = 1000
-    n_validation: int = 100
-    n_test: int = 2000
-    noise: float = 0.12
-    seed: int = 0
+class Dataset:
+    """One ``prepare.<dataset>`` entry: its source (bal.data.SOURCES) and that source's options."""
 
-
-@dataclass(frozen=True)
-class MnistPrepare:
-    n_validation: int = 100
-    n_dev: int = 0  # held out of the pool for protocol decisions (learn.<dataset>.evaluate_on: dev)
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class RepeatedMnistPrepare(MnistPrepare):
-    repeats: int = 3  # BatchBALD paper: every pool image three times
-    noise_std: float = 0.1  # isotropic Gaussian noise on each copy (normalised pixel units)
+    source: str
+    options: object
 
 
 @dataclass(frozen=True)
 class Prepare:
     datasets: list[str]  # the prepared folders: every dataset of run.datasets and study.datasets
-    twomoons: TwoMoonsPrepare = field(default_factory=TwoMoonsPrepare)
-    mnist: MnistPrepare = field(default_factory=MnistPrepare)
-    repeated_mnist: RepeatedMnistPrepare = field(default_factory=RepeatedMnistPrepare)
+    entries: dict[str, Dataset]
 
 
 @dataclass(frozen=True)
@@ -115,19 +99,20 @@ class Learn:
     train: TrainSettings = field(default_factory=TrainSettings)
     init: str = "torch"  # or "keras": Glorot-uniform weights and zero biases, as Gal et al.'s Keras code
     evaluate_on: str = "test"  # or "dev": protocol measurements, never judged on the test set
+    hidden: int = 128  # width of the dense layers
+    p_in: float = 0.25  # dropout before the head's first dense layer
+    p_hidden: float = 0.5  # dropout before the output layer
+
+    def make_model(self, kind: str, input_shape: tuple[int, ...], classes: int):
+        """The model factory for data of ``kind`` with this input shape and class count."""
+        factory = MODELS[{"image": "cnn", "table": "mlp"}[kind] if self.model == "auto" else self.model]
+        return functools.partial(factory, input_shape, classes, self.hidden, self.p_in, self.p_hidden)
 
     def loop_settings(self, strategy: str, seed: int, initial: list[int], options: dict) -> LoopSettings:
         return LoopSettings(
             strategy, seed, tuple(initial), self.acquisition_size, self.budget, self.mc_samples,
             self.test_mc_samples, self.pool_subset, self.train, options, self.init, self.evaluate_on,
         )
-
-
-@dataclass(frozen=True)
-class Learns:
-    twomoons: Learn
-    mnist: Learn
-    repeated_mnist: Learn
 
 
 @dataclass(frozen=True)
@@ -148,7 +133,7 @@ class Params:
     run: Run
     compute: Compute
     prepare: Prepare
-    learn: Learns
+    learn: dict[str, Learn]
     study: Study
     options: StrategyOptions
 
@@ -161,14 +146,19 @@ class Params:
         if acquisition_size not in self.study.acquisition_sizes:
             raise ConfigError(f"acquisition size {acquisition_size} is not in study.acquisition_sizes "
                               f"{self.study.acquisition_sizes}.")
-        return dataclasses.replace(getattr(self.learn, dataset), acquisition_size=acquisition_size,
-                                   budget=self.study.budget)
+        return dataclasses.replace(self.learn[dataset], acquisition_size=acquisition_size, budget=self.study.budget)
 
-    def pool_size(self, dataset: str) -> int:
-        if dataset == "twomoons":
-            return self.prepare.twomoons.n_pool
-        prepare = getattr(self.prepare, dataset)
-        return (MNIST_TRAIN_SIZE - prepare.n_validation - prepare.n_dev) * getattr(prepare, "repeats", 1)
+    def check_against_data(self, dataset: str, split) -> None:
+        """The checks that need the prepared data (``split``, a bal.data.Split): for every learn and
+        study run of ``dataset``, the budget fits the pool, and so on."""
+        runs = []
+        if dataset in self.run.datasets:
+            runs.append((self.learn[dataset], self.run.strategies, None, None))
+        if dataset in self.study.datasets:
+            runs += [(self.study_learn(dataset, size), self.study.strategies, "study.acquisition_sizes", "study.budget")
+                     for size in self.study.acquisition_sizes]
+        for learn, strategies, size_key, budget_key in runs:
+            _check_data(self, dataset, learn, strategies, split, size_key, budget_key)
 
 
 # The keys of learn.<dataset> that the study stages read (dvc.yaml lists them as their params).
@@ -185,6 +175,11 @@ def _convert(value, tp, key: str):
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, key)
+    if origin is dict:
+        _, inner = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} = {value!r}: must be a mapping of dataset names to their settings.")
+        return {name: _convert(v, inner, f"{key}.{name}") for name, v in value.items()}
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in typing.get_args(tp):
             return None
@@ -228,9 +223,9 @@ def _require(ok: bool, key: str, value, allowed: str) -> None:
         raise ConfigError(f"{key} = {value!r}: {allowed}.")
 
 
-def _check_names(key: str, names: list, known: list[str]) -> None:
+def _check_names(key: str, names: list, known: list[str], unknown: str = "") -> None:
     for name in names:
-        _require(name in known, key, name, f"unknown name; known: {', '.join(known)}")
+        _require(name in known, key, name, unknown or f"unknown name; known: {', '.join(known)}")
     _require(len(set(names)) == len(names), key, names, "names must not repeat")
 
 
@@ -241,91 +236,82 @@ def _check_seeds(key: str, seeds: list[int]) -> None:
 
 
 def _check(params: Params, data: dict) -> None:
-    """Every check across keys; ``data`` is params.yaml as read, for what must be written out."""
-    run, study = params.run, params.study
-    _check_names("run.datasets", run.datasets, list(CLASSES))
+    """Every check across keys that needs no data; ``data`` is params.yaml as read, for what must be
+    written out."""
+    run, study, prepared = params.run, params.study, params.prepare.datasets
+    _require(len(set(prepared)) == len(prepared), "prepare.datasets", prepared, "names must not repeat")
+    _check_names("run.datasets", run.datasets, prepared, "must also be in prepare.datasets, which prepares it")
+    _check_names("study.datasets", study.datasets, prepared, "must also be in prepare.datasets, which prepares it")
     _check_names("run.strategies", run.strategies, list(REGISTRY))
+    _check_names("study.strategies", study.strategies, list(REGISTRY))
     _check_seeds("run.seeds", run.seeds)
-    _check_names("study.datasets", study.datasets, list(CLASSES))
-    _check_names("prepare.datasets", params.prepare.datasets, list(CLASSES))
+    _check_seeds("study.seeds", study.seeds)
     for key, names in (("run.datasets", run.datasets), ("study.datasets", study.datasets)):
         for name in names:
-            _require(name in params.prepare.datasets, key, name, "must also be in prepare.datasets, which prepares it")
+            if name not in params.learn:
+                raise ConfigError(f"learn.{name} is missing; {key} holds {name}, so give it an entry "
+                                  "(at least {budget: ..., acquisition_size: ...}).")
     for dataset in study.datasets:
         missing = [name for name in STUDY_LEARN_KEYS if name not in data["learn"][dataset]]
         if missing:
             raise ConfigError(f"learn.{dataset}.{missing[0]} is missing; study.datasets holds {dataset}, whose study "
                               "stages depend on that key, so write it out (null for the default).")
-    _check_names("study.strategies", study.strategies, list(REGISTRY))
-    _check_seeds("study.seeds", study.seeds)
     _require(len(set(study.acquisition_sizes)) == len(study.acquisition_sizes), "study.acquisition_sizes",
              study.acquisition_sizes, "sizes must not repeat")
     _require(params.compute.device in ("auto", "cpu", "cuda") or params.compute.device.startswith("cuda:"),
              "compute.device", params.compute.device, "must be auto, cpu, cuda or cuda:N")
     _require(params.compute.threads >= 1, "compute.threads", params.compute.threads, "must be at least 1")
 
-    for dataset in CLASSES:
-        seed = getattr(params.prepare, dataset).seed
-        _require(seed >= 0, f"prepare.{dataset}.seed", seed, "must be a non-negative integer")
-    moons = params.prepare.twomoons
-    for name in ("n_pool", "n_validation", "n_test"):
-        _require(getattr(moons, name) >= 1, f"prepare.twomoons.{name}", getattr(moons, name), "must be at least 1")
-    _require(moons.noise >= 0, "prepare.twomoons.noise", moons.noise, "must be non-negative")
-    for dataset in ("mnist", "repeated_mnist"):
-        prepare = getattr(params.prepare, dataset)
-        _require(1 <= prepare.n_validation < MNIST_TRAIN_SIZE, f"prepare.{dataset}.n_validation", prepare.n_validation,
-                 f"must be between 1 and {MNIST_TRAIN_SIZE - 1}")
-        _require(0 <= prepare.n_dev <= MNIST_TRAIN_SIZE - prepare.n_validation - 1000, f"prepare.{dataset}.n_dev",
-                 prepare.n_dev, f"must be between 0 and {MNIST_TRAIN_SIZE - prepare.n_validation - 1000} "
-                 "(60,000 training images less the validation set and a pool of at least 1,000)")
-    repeated = params.prepare.repeated_mnist
-    _require(repeated.repeats >= 1, "prepare.repeated_mnist.repeats", repeated.repeats, "must be at least 1")
-    _require(repeated.noise_std >= 0, "prepare.repeated_mnist.noise_std", repeated.noise_std, "must be non-negative")
-
     for name, option in vars(params.options).items():
         if isinstance(option, StochasticOptions):
             _require(option.beta >= 0, f"options.{name}.beta", option.beta, "must be non-negative")
     _require(params.options.batchbald.max_configurations >= 1, "options.batchbald.max_configurations",
              params.options.batchbald.max_configurations, "must be at least 1")
+    _require(params.options.epig.targets >= 1, "options.epig.targets", params.options.epig.targets, "must be at least 1")
 
-    for dataset in CLASSES:
-        _check_learn(params, dataset, getattr(params.learn, dataset), f"learn.{dataset}", run.strategies)
+    for name, learn in params.learn.items():
+        _check_learn(learn, f"learn.{name}", run.strategies)
     for dataset in study.datasets:
         for size in study.acquisition_sizes:
-            _check_learn(params, dataset, params.study_learn(dataset, size), f"learn.{dataset}", study.strategies,
-                         size_key="study.acquisition_sizes", budget_key="study.budget")
+            _require(size >= 1, "study.acquisition_sizes", size, "must be at least 1")
+        _require(study.budget >= 1, "study.budget", study.budget, "must be at least 1")
 
 
-def _check_learn(
-    params: Params, dataset: str, learn: Learn, key: str, strategies: list[str],
-    size_key: str | None = None, budget_key: str | None = None,
-) -> None:
-    """The checks of one ``learn.<dataset>``; the study's sizes and budget are named by their own keys."""
-    size_key, budget_key = size_key or f"{key}.acquisition_size", budget_key or f"{key}.budget"
+def _check_source(key: str, options) -> None:
+    """The settings of one prepare.<dataset> that need no data: counts and seeds in range."""
+    for f in dataclasses.fields(options):
+        value, name = getattr(options, f.name), f"{key}.{f.name}"
+        if f.name in ("n_validation", "n_pool", "n_test", "repeats"):
+            _require(value >= 1, name, value, "must be at least 1")
+        elif f.name == "channels":
+            _require(value in (1, 3), name, value, "must be 1 (grey) or 3 (RGB)")
+        elif f.name == "size":
+            _require(value is None or value >= 1, name, value, "must be null (keep the images' size) or a number of pixels")
+        elif f.name == "of":
+            _require(value in ("mnist", "fashion_mnist"), name, value, "repeated copies the pool of mnist or fashion_mnist")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            _require(value >= 0, name, value, "must be non-negative")
+
+
+def _check_learn(learn: Learn, key: str, strategies: list[str]) -> None:
+    """The checks of one ``learn.<dataset>`` that need no data."""
     needs_samples = [s for s in strategies if REGISTRY[s].needs_samples]
-    pool = params.pool_size(dataset)
-    initial = learn.initial_per_class * CLASSES[dataset]
-    _require(learn.model in MODELS, f"{key}.model", learn.model, f"known models: {', '.join(MODELS)}")
+    _require(learn.model == "auto" or learn.model in MODELS, f"{key}.model", learn.model,
+             f"must be auto (a CNN for images, an MLP for tables) or one of {', '.join(MODELS)}")
     _require(learn.init in INITS, f"{key}.init", learn.init, f"must be one of {', '.join(INITS)}")
-    has_dev = dataset != "twomoons" and getattr(params.prepare, dataset).n_dev > 0
-    _require(learn.evaluate_on == "test" or (learn.evaluate_on == "dev" and has_dev), f"{key}.evaluate_on",
-             learn.evaluate_on, "must be test, or dev where prepare.<dataset>.n_dev > 0")
-    _require(learn.initial_per_class >= 1, f"{key}.initial_per_class", learn.initial_per_class, "must be at least 1")
-    _require(learn.acquisition_size >= 1, size_key, learn.acquisition_size, "must be at least 1")
-    _require(learn.budget > initial, budget_key, learn.budget,
-             f"must exceed the initial labelled set of {dataset} ({initial} = initial_per_class x {CLASSES[dataset]} classes)")
-    _require(learn.budget <= pool, budget_key, learn.budget, f"must not exceed the {dataset} pool ({pool} points)")
+    _require(learn.evaluate_on in ("test", "dev"), f"{key}.evaluate_on", learn.evaluate_on, "must be test or dev")
+    for name in ("initial_per_class", "acquisition_size", "budget", "hidden"):
+        _require(getattr(learn, name) >= 1, f"{key}.{name}", getattr(learn, name), "must be at least 1")
+    for name in ("p_in", "p_hidden"):
+        _require(0 <= getattr(learn, name) < 1, f"{key}.{name}", getattr(learn, name), "must be a dropout rate in [0, 1)")
     _require(learn.mc_samples >= (2 if needs_samples else 1), f"{key}.mc_samples", learn.mc_samples,
              f"must be at least 2 for {', '.join(needs_samples)}" if needs_samples else "must be at least 1")
     if learn.test_mc_samples is not None:
         _require(learn.test_mc_samples >= 1, f"{key}.test_mc_samples", learn.test_mc_samples,
                  "must be null (same as mc_samples) or at least 1")
     if learn.pool_subset is not None:
-        copies = params.prepare.repeated_mnist.repeats if dataset == "repeated_mnist" else 1  # originals come with all copies
-        low = learn.acquisition_size * copies
-        _require(low <= learn.pool_subset <= pool, f"{key}.pool_subset", learn.pool_subset,
-                 f"must be null or between {low} ({size_key.rsplit('.', 1)[-1]} {learn.acquisition_size} x {copies} "
-                 f"copies of each original) and the pool ({pool} points)")
+        _require(learn.pool_subset >= learn.acquisition_size, f"{key}.pool_subset", learn.pool_subset,
+                 f"must be null or at least acquisition_size ({learn.acquisition_size})")
     train = learn.train
     for name in ("steps", "batch_size"):
         _require(getattr(train, name) >= 1, f"{key}.train.{name}", getattr(train, name), "must be at least 1")
@@ -339,16 +325,68 @@ def _check_learn(
         _require(getattr(train, name) >= 0, f"{key}.train.{name}", getattr(train, name), "must be non-negative")
     _require(train.patience == 0 or train.eval_every > 0, f"{key}.train.patience", train.patience,
              "must be 0 while eval_every is 0 (patience counts validation checks, and there are none)")
+
+
+def _check_data(
+    params: Params, dataset: str, learn: Learn, strategies: list[str], split, size_key: str | None, budget_key: str | None,
+) -> None:
+    """The checks of one learn or study run of ``dataset`` against its prepared ``split``."""
+    key = f"learn.{dataset}"
+    size_key, budget_key = size_key or f"{key}.acquisition_size", budget_key or f"{key}.budget"
+    pool, classes = len(split.pool_y), split.classes
+    counts = torch.bincount(split.pool_y, minlength=classes)
+    fewest = int(counts.argmin())
+    _require(learn.initial_per_class <= counts[fewest], f"{key}.initial_per_class", learn.initial_per_class,
+             f"must not exceed the {int(counts[fewest])} pool items of class {split.class_names[fewest]!r}")
+    initial = learn.initial_per_class * classes
+    _require(learn.budget > initial, budget_key, learn.budget,
+             f"must exceed the initial labelled set of {dataset} ({initial} = initial_per_class x {classes} classes)")
+    _require(learn.budget <= pool, budget_key, learn.budget, f"must not exceed the {dataset} pool ({pool} points)")
+    _require(learn.evaluate_on == "test" or split.dev_x is not None, f"{key}.evaluate_on", learn.evaluate_on,
+             f"must be test: {dataset} has no dev split (prepare.{dataset}.n_dev)")
+    if split.kind == "image" and (learn.model == "cnn" or learn.model == "auto"):
+        height, width = split.pool_x.shape[-2:]
+        _require(min(height, width) >= MIN_IMAGE_SIZE, f"{key}.model", learn.model,
+                 f"the CNN needs images of at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE} and {dataset}'s are "
+                 f"{width}x{height}: set prepare.{dataset}.size, or model: mlp")
+    if learn.model == "mlp" and split.kind == "image":
+        raise ConfigError(f"{key}.model = 'mlp': {dataset} holds images; use auto or cnn.")
+    if learn.pool_subset is not None:
+        low = learn.acquisition_size * split.copies  # originals come with all their copies
+        _require(low <= learn.pool_subset <= pool, f"{key}.pool_subset", learn.pool_subset,
+                 f"must be null or between {low} ({size_key.rsplit('.', 1)[-1]} {learn.acquisition_size} x "
+                 f"{split.copies} copies of each original) and the pool ({pool} points)")
     if "epig" in strategies:
         targets, most = params.options.epig.targets, pool - learn.budget
-        _require(1 <= targets <= most, "options.epig.targets", targets,
-                 f"must be between 1 and the {most} points the {dataset} pool still holds at the budget ({budget_key})")
+        _require(targets <= most, "options.epig.targets", targets,
+                 f"must be at most the {most} points the {dataset} pool still holds at the budget ({budget_key})")
     if "batchbald" in strategies:
         configurations = params.options.batchbald.max_configurations
-        bound = max_configurations_bound(learn.mc_samples, CLASSES[dataset])
+        bound = max_configurations_bound(learn.mc_samples, classes)
         _require(configurations <= bound, "options.batchbald.max_configurations", configurations,
-                 f"must be at most {bound} for {key} (K = {learn.mc_samples} samples, C = {CLASSES[dataset]} "
+                 f"must be at most {bound} for {key} (K = {learn.mc_samples} samples, C = {classes} "
                  f"classes), or its configuration tables outgrow {CONFIGURATION_MEMORY // 2**30} GiB")
+
+
+def _build_prepare(data) -> Prepare:
+    """``prepare``: the list of datasets, and one entry per dataset, read with its source's options."""
+    if not isinstance(data, dict) or "datasets" not in data:
+        raise ConfigError("prepare must be a mapping with datasets (a list of names) and one entry per dataset.")
+    datasets = _convert(data["datasets"], list[str], "prepare.datasets")
+    entries = {}
+    for name in [*datasets, *(n for n in data if n != "datasets" and n not in datasets)]:  # unlisted: checked, not prepared
+        key = f"prepare.{name}"
+        entry = data.get(name, {} if name in SOURCES else None)
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{key} is missing; prepare.datasets holds {name}, so give it an entry with a source "
+                              f"({', '.join(SOURCES)}).")
+        source = entry.get("source", name)
+        if source not in SOURCES:
+            raise ConfigError(f"{key}.source = {source!r}: unknown source; known: {', '.join(SOURCES)}.")
+        options = _build(SOURCES[source].options, {k: v for k, v in entry.items() if k != "source"}, key)
+        _check_source(key, options)
+        entries[name] = Dataset(source, options)
+    return Prepare(datasets, entries)
 
 
 def load_params(path: Path) -> Params:
@@ -359,6 +397,10 @@ def load_params(path: Path) -> Params:
         raise ConfigError(f"{path} does not exist.") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path} is not valid YAML ({str(err).splitlines()[0]}).") from None
-    params = _build(Params, data, "")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must be a mapping with keys run, compute, prepare, learn, study, options.")
+    prepare = _build_prepare(data.get("prepare"))
+    params = _build(Params, {**data, "prepare": {"datasets": prepare.datasets, "entries": {}}}, "")
+    params = dataclasses.replace(params, prepare=prepare)
     _check(params, data)
     return params

@@ -101,26 +101,31 @@ def keras_init(model: nn.Module) -> nn.Module:
 INITS = {"torch": lambda model: model, "keras": keras_init}
 
 
-def gal_cnn(classes: int = 10) -> McDropoutNet:
-    """The MNIST CNN of Gal, Islam & Ghahramani 2017 (their Keras code, 28x28 inputs).
-
-    conv 32 4x4 - relu - conv 32 4x4 - relu - maxpool 2 - dropout 0.25 - dense 128 - relu -
-    dropout 0.5 - dense ``classes``.
-    """
+def cnn(input_shape: tuple[int, ...], classes: int, hidden: int = 128, p_in: float = 0.25, p_hidden: float = 0.5) -> McDropoutNet:
+    """The MNIST CNN of Gal, Islam & Ghahramani 2017, for any channel count and image size of at least
+    16 x 16 (the flatten size is computed): conv 32 4x4 - relu - conv 32 4x4 - relu - maxpool 2 -
+    dropout ``p_in`` - dense ``hidden`` - relu - dropout ``p_hidden`` - dense ``classes``."""
+    channels, height, width = input_shape
+    if min(height, width) < MIN_IMAGE_SIZE:
+        raise ValueError(f"the CNN needs images of at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}, got {width}x{height}.")
     trunk = nn.Sequential(
         ChannelsLast(),
-        nn.Conv2d(1, 32, 4), nn.ReLU(),
+        nn.Conv2d(channels, 32, 4), nn.ReLU(),
         nn.Conv2d(32, 32, 4), nn.ReLU(),
         nn.MaxPool2d(2), nn.Flatten(),
     )
-    net = McDropoutNet(trunk, McDropoutHead(32 * 11 * 11, 128, classes, 0.25, 0.5))
+    flat = 32 * ((height - 6) // 2) * ((width - 6) // 2)
+    net = McDropoutNet(trunk, McDropoutHead(flat, hidden, classes, p_in, p_hidden))
     return net.to(memory_format=torch.channels_last)
 
 
-def moons_mlp(hidden: int = 64, classes: int = 2, p: float = 0.25) -> McDropoutNet:
-    """A small MLP for 2-D inputs: dense - relu - [dropout - dense - relu - dropout - dense]."""
-    trunk = nn.Sequential(nn.Linear(2, hidden), nn.ReLU())
-    return McDropoutNet(trunk, McDropoutHead(hidden, hidden, classes, p, p))
+def mlp(input_shape: tuple[int, ...], classes: int, hidden: int = 128, p_in: float = 0.25, p_hidden: float = 0.5) -> McDropoutNet:
+    """For tables (N x D): dense ``hidden`` - relu - [dropout ``p_in`` - dense ``hidden`` - relu -
+    dropout ``p_hidden`` - dense ``classes``]."""
+    (features,) = input_shape
+    trunk = nn.Sequential(nn.Linear(features, hidden), nn.ReLU())
+    return McDropoutNet(trunk, McDropoutHead(hidden, hidden, classes, p_in, p_hidden))
 
 
-MODELS = {"gal_cnn": gal_cnn, "moons_mlp": moons_mlp}
+MIN_IMAGE_SIZE = 16
+MODELS = {"cnn": cnn, "mlp": mlp}  # model: auto picks cnn for images, mlp for tables

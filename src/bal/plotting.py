@@ -186,9 +186,10 @@ def acquired_classes(counts: pd.DataFrame, title: str) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(0.5 * counts.shape[1] + 2.5, 0.4 * counts.shape[0] + 1.2), layout="constrained")
     image = ax.imshow(counts.to_numpy(), cmap="viridis", aspect="auto")
     for (r, c), value in np.ndenumerate(counts.to_numpy()):
-        ax.text(c, r, f"{value:g}", ha="center", va="center", fontsize=7,
+        ax.text(c, r, f"{value:.1f}", ha="center", va="center", fontsize=7,
                 color="white" if value < counts.to_numpy().max() * 0.6 else "black")
-    ax.set_xticks(range(counts.shape[1]), counts.columns)
+    ax.set_xticks(range(counts.shape[1]), counts.columns, rotation=45 if max(map(len, map(str, counts.columns))) > 2 else 0,
+                  ha="right" if max(map(len, map(str, counts.columns))) > 2 else "center")
     ax.set_yticks(range(counts.shape[0]), counts.index)
     ax.set_xlabel("class of the acquired point")
     ax.set_title(title)
