@@ -323,6 +323,11 @@ class Strategy:
     joint_scores: bool = False  # its scores are the batch's running joint mutual information (capped at log K)
     input_options: tuple[str, ...] = ()  # its options that say how to compute its inputs (the loop's, not its own)
 
+    def split_options(self, options: dict) -> tuple[dict, dict]:
+        """``options.<strategy>`` as (those that compute its inputs, those its function takes)."""
+        return ({k: v for k, v in options.items() if k in self.input_options},
+                {k: v for k, v in options.items() if k not in self.input_options})
+
 
 REGISTRY: dict[str, Strategy] = {
     s.name: s

@@ -89,7 +89,7 @@ StrategyOptions = dataclasses.make_dataclass(
 
 @dataclass(frozen=True)
 class Learn:
-    model: str
+    model: str = "auto"  # a CNN for images, an MLP for tables; or cnn, mlp
     initial_per_class: int = 2
     acquisition_size: int = 10
     budget: int = 1000
@@ -129,6 +129,13 @@ class Study:
 
 
 @dataclass(frozen=True)
+class Suggest:
+    """``suggest.<dataset>``: rank that dataset's unlabelled items with ``strategy``."""
+
+    strategy: str = "bald"
+
+
+@dataclass(frozen=True)
 class Params:
     run: Run
     compute: Compute
@@ -136,6 +143,7 @@ class Params:
     learn: dict[str, Learn]
     study: Study
     options: StrategyOptions
+    suggest: dict[str, Suggest] = field(default_factory=dict)
 
     def strategy_options(self, strategy: str) -> dict:
         """``options.<strategy>`` as keyword arguments of its selector."""
@@ -269,6 +277,10 @@ def _check(params: Params, data: dict) -> None:
              params.options.batchbald.max_configurations, "must be at least 1")
     _require(params.options.epig.targets >= 1, "options.epig.targets", params.options.epig.targets, "must be at least 1")
 
+    for name, suggest in params.suggest.items():
+        _require(name in prepared and name in params.learn, f"suggest.{name}", suggest,
+                 f"{name} must be in prepare.datasets and have a learn.{name} entry")
+        _check_names(f"suggest.{name}.strategy", [suggest.strategy], list(REGISTRY))
     for name, learn in params.learn.items():
         _check_learn(learn, f"learn.{name}", run.strategies)
     for dataset in study.datasets:

@@ -203,8 +203,7 @@ def run(
     if finished and finished[-1].n_labelled >= settings.budget:
         return
     strategy = get_strategy(settings.strategy)
-    input_options = {k: v for k, v in settings.strategy_options.items() if k in strategy.input_options}
-    options = {k: v for k, v in settings.strategy_options.items() if k not in strategy.input_options}
+    input_options, options = strategy.split_options(settings.strategy_options)
     labelled = list(settings.initial)
     for done in finished:
         labelled += done.acquired

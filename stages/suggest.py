@@ -1,0 +1,70 @@
+"""Stage suggest: train on every labelled item of a dataset and rank its unlabelled ones.
+
+Writes the next ``learn.<dataset>.acquisition_size`` items to label, best first: the item (a file
+under the image folder, or a line of the CSV), its score under ``suggest.<dataset>.strategy``, and
+the class the model predicts with its probability (MC-averaged). Label them (move the files into
+class folders, fill in the label cells), run ``dvc repro``, and the next batch comes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+import typer
+
+from bal.acquisition import get_strategy, select
+from bal.config import ConfigError
+from bal.data import load_prepared
+from bal.inference import mean_log_probs, predict_log_probs
+from bal.io import write_csv
+from bal.loop import fit, pool_inputs
+from common import fails_cleanly, params_and_torch
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+@fails_cleanly
+def main(
+    dataset: str = typer.Option(..., help="a dataset with an entry under suggest"),
+    prepared: Path = typer.Option(..., help="folder written by its prepare stage"),
+    out: Path = typer.Option(..., help="CSV of the suggested items"),
+    seed: int = typer.Option(0),
+    params_path: Path = typer.Option(Path("params.yaml"), "--params"),
+) -> None:
+    params, device = params_and_torch(params_path)
+    if dataset not in params.suggest:
+        raise ConfigError(f"--dataset {dataset!r} has no suggest.{dataset} entry.")
+    strategy, learn = get_strategy(params.suggest[dataset].strategy), params.learn[dataset]
+    split = load_prepared(prepared)
+    if split.unlabelled_x is None:
+        raise ConfigError(f"suggest.{dataset}: {dataset} has no unlabelled items (an image folder's path/unlabelled/, "
+                          "or CSV rows with an empty label).")
+    labelled = list(range(len(split.pool_y)))
+    options = params.strategy_options(strategy.name)
+    settings = learn.loop_settings(strategy.name, seed, labelled, options)
+    make_model = learn.make_model(split.kind, tuple(split.pool_x.shape[1:]), split.classes)
+    model, generator = fit(split, labelled, make_model, settings, 0, device)
+    everything_U = torch.arange(len(split.unlabelled_x))
+    input_options, selector_options = strategy.split_options(options)
+    pool = pool_inputs(model, split.unlabelled_x, everything_U, everything_U, strategy, input_options, settings, generator)
+    size = min(learn.acquisition_size, pool.size)
+    batch = select(strategy.name, pool, size, generator=generator, **selector_options)
+    predictive_B_C = mean_log_probs(predict_log_probs(model, split.unlabelled_x[batch.indices], settings.test_samples,
+                                                      generator)).exp()
+    probability_B, predicted_B = predictive_B_C.max(dim=1)
+    write_csv(out, pd.DataFrame({
+        "rank": range(1, size + 1),
+        "item": [split.unlabelled_items[i] for i in batch.indices],
+        "score": batch.scores,
+        "predicted_class": [split.class_names[c] for c in predicted_B.tolist()],
+        "probability": probability_B.tolist(),
+    }))
+    typer.echo(f"suggest {dataset}: trained on {len(labelled)} labelled items, ranked {pool.size} unlabelled with "
+               f"{strategy.name}; the next {size} -> {out}")
+
+
+if __name__ == "__main__":
+    app()
