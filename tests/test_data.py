@@ -79,6 +79,17 @@ def test_a_test_set_the_source_lacks_is_held_out_class_by_class():
         split_arrays(ids(1000), y, "prepare.d", 800, 100, 0, n_test=100)
 
 
+def test_an_unbalanced_pool_thins_its_rare_classes_and_nothing_else():
+    x, y = ids(2000), np.arange(2000) % 4
+    test = (ids(8), np.arange(8) % 4)
+    balanced = split_arrays(x, y, "prepare.d", 100, 200, 0, test)
+    thinned = split_arrays(x, y, "prepare.d", 100, 200, 0, test, rare_classes=[0, 1], rare_keep=0.1)
+    assert index(thinned, "val") == index(balanced, "val") and index(thinned, "dev") == index(balanced, "dev")
+    before, after = np.bincount(balanced["pool_y"]), np.bincount(thinned["pool_y"])
+    assert after[2:].tolist() == before[2:].tolist() and after[:2].tolist() == np.round(0.1 * before[:2]).astype(int).tolist()
+    assert set(index(thinned, "pool")) < set(index(balanced, "pool"))
+
+
 def test_prepared_roundtrip_normalisation_and_tamper_detection(tmp_path):
     arrays = prepare_two_moons(50, 10, 20, 0.1, seed=0)
     save_prepared(arrays, tmp_path / "moons")

@@ -299,6 +299,11 @@ def _check_source(key: str, options) -> None:
             _require(value in (1, 3), name, value, "must be 1 (grey) or 3 (RGB)")
         elif f.name == "size":
             _require(value is None or value >= 1, name, value, "must be null (keep the images' size) or a number of pixels")
+        elif f.name == "rare_keep":
+            _require(0 < value <= 1, name, value, "must be a fraction in (0, 1]")
+        elif f.name == "rare_classes":
+            for c in value or ():
+                _require(0 <= c <= 9, name, c, "must be classes 0 to 9")
         elif f.name == "of":
             _require(value in ("mnist", "fashion_mnist"), name, value, "repeated copies the pool of mnist or fashion_mnist")
         elif isinstance(value, (int, float)) and not isinstance(value, bool):

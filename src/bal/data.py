@@ -107,9 +107,11 @@ def split_indices(n: int, n_validation: int, n_dev: int, generator: torch.Genera
 def split_arrays(
     x: np.ndarray, y_N: np.ndarray, key: str, n_validation: int, n_dev: int, seed: int,
     test: tuple[np.ndarray, np.ndarray] | None = None, n_test: int = 0,
+    rare_classes: list[int] | None = None, rare_keep: float = 1.0,
 ) -> dict:
     """The split arrays (as ``(x, indices)`` where they are taken from ``x``): a given test set, or
-    a class-stratified ``n_test`` held out first; then validation, dev and pool."""
+    a class-stratified ``n_test`` held out first; then validation, dev and pool. The pool alone
+    keeps only a random ``rare_keep`` of each class in ``rare_classes``."""
     generator = torch.Generator().manual_seed(seed)
     arrays = {}
     rest = np.arange(len(y_N))
@@ -125,6 +127,14 @@ def split_arrays(
                         f"{len(rest)} labelled items that are not test items.")
     for name, idx in split_indices(len(rest), n_validation, n_dev, generator).items():
         arrays[f"{name}_x"], arrays[f"{name}_y"] = (x, rest[idx]), y_N[rest[idx]]
+    if rare_classes:
+        pool = arrays["pool_x"][1]
+        kept = [pool[y_N[pool] == c] for c in np.unique(y_N) if c not in rare_classes]
+        for c in rare_classes:
+            of_class = pool[y_N[pool] == c]
+            kept.append(of_class[torch.randperm(len(of_class), generator=generator)[: round(rare_keep * len(of_class))].numpy()])
+        pool = np.sort(np.concatenate(kept))
+        arrays["pool_x"], arrays["pool_y"] = (x, pool), y_N[pool]
     return arrays
 
 
@@ -169,6 +179,8 @@ class TorchvisionOptions:
     n_validation: int = 100
     n_dev: int = 0
     seed: int = 0
+    rare_classes: list[int] | None = None  # an unbalanced pool (the EPIG paper): these classes thinned ...
+    rare_keep: float = 1.0  # ... to this fraction of their pool items; validation, dev and test stay balanced
 
 
 @dataclass(frozen=True)
@@ -290,7 +302,8 @@ def fetch_torchvision(name: str, root: Path, local_copy: Path | None) -> tuple[n
 def _torchvision_source(name: str) -> Callable[[TorchvisionOptions, str, dict], Prepared]:
     def build(options: TorchvisionOptions, key: str, context: dict) -> Prepared:
         train_x, train_y, test_x, test_y = fetch_torchvision(name, context["raw_root"], context["local_copies"].get(name))
-        arrays = split_arrays(train_x, train_y, key, options.n_validation, options.n_dev, options.seed, (test_x, test_y))
+        arrays = split_arrays(train_x, train_y, key, options.n_validation, options.n_dev, options.seed, (test_x, test_y),
+                              rare_classes=options.rare_classes, rare_keep=options.rare_keep)
         classes = [str(c) for c in range(10)] if name == "mnist" else [
             "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
         return Prepared(arrays, "image", classes, normalisation(arrays["pool_x"]))
