@@ -398,7 +398,7 @@ def _build_prepare(data) -> Prepare:
             raise ConfigError(f"{key} is missing; prepare.datasets holds {name}, so give it an entry with a source "
                               f"({', '.join(SOURCES)}).")
         source = entry.get("source", name)
-        if source not in SOURCES:
+        if not isinstance(source, str) or source not in SOURCES:
             raise ConfigError(f"{key}.source = {source!r}: unknown source; known: {', '.join(SOURCES)}.")
         options = _build(SOURCES[source].options, {k: v for k, v in entry.items() if k != "source"}, key)
         _check_source(key, options)

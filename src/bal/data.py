@@ -184,16 +184,13 @@ class TorchvisionOptions:
 
 
 @dataclass(frozen=True)
-class RepeatedOptions:
+class RepeatedOptions(TorchvisionOptions):
     """The BatchBALD paper's Repeated-MNIST: the pool of source ``of``, ``repeats`` times, each copy
     with isotropic Gaussian noise of std ``noise_std`` (normalised units); validation, dev, test as ``of``."""
 
     of: str = "mnist"
     repeats: int = 3
     noise_std: float = 0.1
-    n_validation: int = 100
-    n_dev: int = 0
-    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -313,7 +310,7 @@ def _torchvision_source(name: str) -> Callable[[TorchvisionOptions, str, dict], 
 def _repeated_source(options: RepeatedOptions, key: str, context: dict) -> Prepared:
     if options.of not in ("mnist", "fashion_mnist"):
         raise DataError(f"{key}.of = {options.of!r}: repeated copies the pool of mnist or fashion_mnist.")
-    base = TorchvisionOptions(options.n_validation, options.n_dev, options.seed)
+    base = TorchvisionOptions(**{f.name: getattr(options, f.name) for f in dataclasses.fields(TorchvisionOptions)})
     prepared = SOURCES[options.of].build(base, key, context)
     prepared.repeat = {"times": options.repeats, "noise_std": options.noise_std, "seed": options.seed}
     return prepared
