@@ -112,6 +112,13 @@ def test_kmeans_plus_plus_never_repeats_a_point_while_others_remain():
     for seed in range(10):
         chosen = kmeans_plus_plus(embeddings, 5, torch.Generator().manual_seed(seed))
         assert sorted(chosen) == [0, 1, 2, 3, 4] and chosen[0] in (3, 4)
+    g = torch.Generator().manual_seed(0)
+    centre = torch.randn(1280, generator=g) * 30  # long embeddings a hair apart: ||a||^2 + ||b||^2 - 2ab would be noise
+    close = centre + 1e-4 * torch.randn(50, 1280, generator=g)
+    close[7] = centre * 1.0001
+    for seed in range(10):
+        chosen = kmeans_plus_plus(close, 10, torch.Generator().manual_seed(seed), chunk=16)
+        assert chosen[0] == 7 and len(set(chosen)) == 10
 
 
 def test_badge_selects_through_the_registry_from_dropout_off_inputs():

@@ -269,22 +269,24 @@ def power_entropy(
     return _gumbel_top_k(beta * torch.log(entropy_N.clamp_min(1e-300)), entropy_N, batch_size, generator)
 
 
-def kmeans_plus_plus(embeddings_N_E: torch.Tensor, batch_size: int, generator: torch.Generator | None) -> list[int]:
+def kmeans_plus_plus(embeddings_N_E: torch.Tensor, batch_size: int, generator: torch.Generator | None,
+                     chunk: int = 4096) -> list[int]:
     """k-means++ seeding (Arthur & Vassilvitskii 2007), as BADGE uses it: the first point has the
     largest norm, each next one is drawn with probability proportional to its squared distance to
-    the nearest point chosen so far (so a chosen point is never drawn again while others remain)."""
-    norms_N = torch.linalg.vecdot(embeddings_N_E, embeddings_N_E).double()  # squared norms, without an N x E copy
-    chosen = [int(norms_N.argmax())]
-    nearest_N = torch.full_like(norms_N, torch.inf)
+    the nearest point chosen so far, so a chosen point (distance 0) is never drawn again while
+    others remain. Distances are taken as differences, ``chunk`` rows at a time (no cancellation,
+    no N x E copy)."""
+    chosen = [int(torch.linalg.vecdot(embeddings_N_E, embeddings_N_E).argmax())]
+    nearest_N = torch.full((len(embeddings_N_E),), torch.inf, dtype=torch.float64)
     for _ in range(1, batch_size):
         centre_E = embeddings_N_E[chosen[-1]]
-        distance_N = (norms_N + norms_N[chosen[-1]] - 2 * (embeddings_N_E @ centre_E).double()).clamp_min(0.0)
+        distance_N = torch.cat([(embeddings_N_E[start : start + chunk] - centre_E).pow(2).sum(dim=1)
+                                for start in range(0, len(embeddings_N_E), chunk)]).double()
         nearest_N = torch.minimum(nearest_N, distance_N)
-        nearest_N[chosen] = 0.0
         if nearest_N.sum() > 0:
             chosen.append(int(torch.multinomial(nearest_N, 1, generator=generator)))
         else:  # every remaining point coincides with a chosen one: any of them
-            remaining_R = torch.ones_like(norms_N, dtype=torch.bool)
+            remaining_R = torch.ones(len(nearest_N), dtype=torch.bool)
             remaining_R[chosen] = False
             options_R = remaining_R.nonzero().squeeze(1)
             chosen.append(int(options_R[torch.randint(len(options_R), (1,), generator=generator)]))
