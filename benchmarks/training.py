@@ -9,7 +9,8 @@ labelled-set size and seed the set is the class-balanced one ``initial_indices``
 ``--acquired <runs>/mnist/<strategy>/<seed>`` it is the set that run had labelled at that size (its
 initial set and the first acquired points, in order), the same for every seed: the seeds then vary
 only the training (initialisation, batches, masks). Sets are paired across settings. The model is
-trained as in round 0 of a run and evaluated on the 10,000 test images with
+trained as in round 0 of a run and evaluated on the dev split (the test set only where there is no dev
+split: protocol choices are not made on the test set) with
 ``learn.mnist.test_mc_samples`` MC-dropout masks. Prints accuracy per seed, their mean, the mean
 accuracy of the same models with dropout off (the deterministic prediction), and seconds of training.
 """
@@ -64,11 +65,12 @@ def main(
     params_path: Path = typer.Option(Path("params.yaml"), "--params"),
 ) -> None:
     learn, split = mnist_setup(params_path, prepared)
+    x, y, judged_on = (split.dev_x, split.dev_y, "dev") if split.dev_x is not None else (split.test_x, split.test_y, "test")
     seed_list = [int(s) for s in seeds.split(",")]
     run_set = acquired_sets(acquired, learn.initial_per_class, split) if acquired else None
     source = f"the sets {acquired} labelled" if acquired else "class-balanced random sets"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); {source}; "
-          f"test accuracy % per seed {seed_list}")
+          f"{judged_on} accuracy % per seed {seed_list}")
     print(f"{'setting':<40} {'labels':>6} {'accuracy per seed':>24} {'mean':>6} {'dropout off':>11} {'train s':>8}")
     for text in setting:
         train = parse_setting(text, learn.train)
@@ -80,7 +82,7 @@ def main(
                 tic = time.perf_counter()
                 model, generator = fit(split, labelled, learn.make_model(split.kind, tuple(split.pool_x.shape[1:]), split.classes), settings, 0, torch.device("cpu"))
                 seconds.append(time.perf_counter() - tic)
-                accuracy, _, accuracy_dropout_off = evaluate(model, split.test_x, split.test_y, settings.test_samples, generator)
+                accuracy, _, accuracy_dropout_off = evaluate(model, x, y, settings.test_samples, generator)
                 accuracies.append(100 * accuracy)
                 deterministic.append(100 * accuracy_dropout_off)
             per_seed = " / ".join(f"{a:.1f}" for a in accuracies)
