@@ -7,8 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.smoke
@@ -40,8 +42,7 @@ def sh(*cmd, cwd, check=True):
     return result
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
+def fresh_copy(tmp_path_factory):
     """A git + DVC copy of the project's tracked (and new, unignored) files, without results."""
     copy = tmp_path_factory.mktemp("pipeline") / "bal"
     files = sh("git", "ls-files", "--cached", "--others", "--exclude-standard", cwd=ROOT).stdout.split()
@@ -53,6 +54,11 @@ def repo(tmp_path_factory):
     sh("git", "add", "-A", cwd=copy)
     sh("git", "commit", "-qm", "copy", cwd=copy)
     return copy
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    return fresh_copy(tmp_path_factory)
 
 
 def test_experiment_runs_end_to_end(repo):
@@ -102,3 +108,41 @@ def test_bad_param_fails_cleanly_without_output(repo):
     assert result.returncode != 0
     assert "learn.twomoons.acquisition_size = -2: must be at least 1" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_own_table_simulated_then_suggested_through_dvc(tmp_path_factory):
+    """A CSV under data/sources declared in params.yaml alone: its prepare, learn and suggest stages
+    run; labelling the suggested rows reruns prepare and suggest, and the next rows differ."""
+    repo = fresh_copy(tmp_path_factory)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3))
+    truth = np.where(x[:, 0] + x[:, 1] > 0, "yes", "no")
+    labels = truth.copy()
+    labels[100:] = ""  # 20 rows to suggest
+    table = repo / "data" / "sources" / "tiny.csv"
+
+    def write_table():
+        pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "label": labels}).to_csv(table, index=False)
+
+    write_table()
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["prepare"]["datasets"] = ["twomoons", "tiny"]
+    params["prepare"]["tiny"] = {"source": "csv", "path": "data/sources/tiny.csv", "n_validation": 5, "n_test": 20}
+    params["learn"]["tiny"] = {"budget": 12, "acquisition_size": 3, "mc_samples": 4, "train": {"steps": 20}}
+    params["run"] = {"datasets": ["tiny"], "strategies": ["margin"], "seeds": [0]}
+    params["study"] = {**params["study"], "datasets": ["twomoons"], "strategies": ["bald"], "acquisition_sizes": [2],
+                       "seeds": [0], "budget": 6}
+    params["suggest"] = {"tiny": {"strategy": "margin"}}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh("dvc", "repro", "learn@tiny-margin-0", "suggest@tiny", cwd=repo)
+    assert pd.read_csv(repo / "data/runs/tiny/margin/0/curve.csv").n_labelled.tolist() == [4, 7, 10, 12]
+    first = pd.read_csv(repo / "suggestions/tiny.csv")
+    assert len(first) == 3 and first.item.str.startswith("line ").all()
+    for item in first.item:  # label the suggested rows from the known answers
+        row = int(item.split()[1]) - 2
+        labels[row] = truth[row]
+    write_table()
+    out = sh("dvc", "repro", "suggest@tiny", cwd=repo).stdout
+    assert "Running stage 'prepare@tiny'" in out and "Running stage 'suggest@tiny'" in out
+    second = pd.read_csv(repo / "suggestions/tiny.csv")
+    assert len(second) == 3 and not set(first.item) & set(second.item)
