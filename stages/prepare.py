@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from bal.config import ConfigError, load_params
-from bal.data import load_prepared, prepare, save_prepared
+from bal.data import prepare, save_prepared
 from common import fails_cleanly
 
 app = typer.Typer(add_completion=False)
@@ -32,12 +32,13 @@ def main(
     entry = params.prepare.entries[dataset]
     local = {name: Path(os.environ[f"BAL_{name.upper()}_RAW"]) if os.environ.get(f"BAL_{name.upper()}_RAW") else None
              for name in ("mnist", "fashion_mnist")}
-    save_prepared(prepare(entry.source, entry.options, f"prepare.{dataset}", raw_root, local), out)
-    split = load_prepared(out)
-    sizes = ", ".join(f"{name} {len(getattr(split, name))}" for name in ("pool_y", "val_y", "dev_y", "test_y")
-                      if getattr(split, name) is not None)
-    unlabelled = f", {len(split.unlabelled_items)} unlabelled" if split.unlabelled_items else ""
-    typer.echo(f"prepared {dataset} ({entry.source}, {split.kind}s, {split.classes} classes) -> {out} ({sizes}{unlabelled})")
+    prepared = prepare(entry.source, entry.options, f"prepare.{dataset}", raw_root, local)
+    save_prepared(prepared, out)
+    sizes = ", ".join(f"{name} {len(prepared.arrays[f'{name}_y'])}" for name in ("pool", "val", "dev", "test")
+                      if f"{name}_y" in prepared.arrays)
+    unlabelled = f", {len(prepared.unlabelled_items)} unlabelled" if prepared.unlabelled_items else ""
+    typer.echo(f"prepared {dataset} ({entry.source}, {prepared.kind}s, {len(prepared.class_names)} classes) -> {out} "
+               f"({sizes}{unlabelled})")
 
 
 if __name__ == "__main__":

@@ -579,12 +579,12 @@ def repeat_with_noise(x_N: torch.Tensor, y_N: torch.Tensor, times: int, noise_st
 
 def _model_ready(array: np.ndarray, normalise: dict | None) -> torch.Tensor:
     """float32 inputs: uint8 images as x / 255, then the pool's mean and std per channel or feature."""
-    x = torch.from_numpy(array).float()
+    x = torch.from_numpy(array).float()  # in place from here: one float copy of the array at the peak
     if array.dtype == np.uint8:
         x /= 255.0
     if normalise:
         shape = (1, -1, 1, 1) if x.ndim == 4 else (1, -1)
-        x = (x - torch.tensor(normalise["mean"]).view(shape)) / torch.tensor(normalise["std"]).view(shape)
+        x.sub_(torch.tensor(normalise["mean"]).view(shape)).div_(torch.tensor(normalise["std"]).view(shape))
     return x
 
 
