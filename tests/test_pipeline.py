@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.smoke
 
 TINY = [
+    "run.seeds=[0,1]",
     "run.strategies=[random,max_entropy,bald,batchbald,power_bald]",
     "study.datasets=[twomoons]",
     "study.strategies=[bald,batchbald,power_bald]",
@@ -97,8 +98,9 @@ def test_experiment_runs_end_to_end(repo):
     (repo / "params.yaml").write_text(params.replace("power_bald: {beta: 1.0}", "power_bald: {beta: 2.0}"))
     stale = set(json.loads(sh("dvc", "status", "--json", cwd=repo).stdout))
     (repo / "params.yaml").write_text(params)
-    assert stale == {"learn@twomoons-power_bald-0", "learn@twomoons-power_bald-1", "learn@twomoons-power_bald-2",
-                     "study@twomoons-power_bald-1-0", "study@twomoons-power_bald-3-0", "figures"}
+    ran = datasets.strip("[]").split(",")
+    learn = {f"learn@{dataset}-power_bald-{seed}" for dataset in ran for seed in (0, 1)}
+    assert stale == learn | {"study@twomoons-power_bald-1-0", "study@twomoons-power_bald-3-0", "figures"}
 
 
 def test_bad_param_fails_cleanly_without_output(repo):
