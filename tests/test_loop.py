@@ -101,8 +101,8 @@ def test_a_finished_run_is_not_trained_again():
 def test_only_strategies_that_look_at_predictions_get_them(monkeypatch):
     split = tiny_split()
     calls = []
-    real = bal.loop.predict_log_probs
-    monkeypatch.setattr(bal.loop, "predict_log_probs", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = bal.loop.predict
+    monkeypatch.setattr(bal.loop, "predict", lambda *a, **k: calls.append(1) or real(*a, **k))
     list(run(split, moons_mlp, settings(split, "random"), torch.device("cpu")))
     assert calls == []
     list(run(split, moons_mlp, settings(split, "bald"), torch.device("cpu")))

@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from bal import data
 from bal.data import CsvOptions, DataError, FileOptions, ImageFolderOptions, load_prepared, prepare, save_prepared
 
 
@@ -122,3 +123,9 @@ def test_bad_npz_is_named(tmp_path):
     (tmp_path / "b.npz").write_bytes(b"garbage")
     with pytest.raises(DataError, match="b.npz is not a readable .npz file"):
         prepare("npz", FileOptions(str(tmp_path / "b.npz")), "prepare.mine", tmp_path, {})
+
+
+def test_image_extensions_are_torchvisions():
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    assert data.IMG_EXTENSIONS == IMG_EXTENSIONS

@@ -135,6 +135,21 @@ class Suggest:
     strategy: str = "bald"
 
 
+PREDICTIONS = ("dropout_off", "mc")
+
+
+@dataclass(frozen=True)
+class Report:
+    """How aggregate, study_summary and figures report a run's accuracy."""
+
+    prediction: str = "dropout_off"  # the deterministic net, as Gal et al.'s code (chosen on the dev split:
+    # docs/protocol.md), or mc: the average over test_mc_samples dropout masks
+
+    def column(self, split: str = "test") -> str:
+        """The curve column that holds the reported accuracy on ``split``."""
+        return f"{split}_accuracy" + ("_dropout_off" if self.prediction == "dropout_off" else "")
+
+
 @dataclass(frozen=True)
 class Params:
     run: Run
@@ -144,6 +159,7 @@ class Params:
     study: Study
     options: StrategyOptions
     suggest: dict[str, Suggest] = field(default_factory=dict)
+    report: Report = field(default_factory=Report)
 
     def strategy_options(self, strategy: str) -> dict:
         """``options.<strategy>`` as keyword arguments of its selector."""
@@ -268,6 +284,8 @@ def _check(params: Params, data: dict) -> None:
              study.acquisition_sizes, "sizes must not repeat")
     _require(params.compute.device in ("auto", "cpu", "cuda") or params.compute.device.startswith("cuda:"),
              "compute.device", params.compute.device, "must be auto, cpu, cuda or cuda:N")
+    _require(params.report.prediction in PREDICTIONS, "report.prediction", params.report.prediction,
+             f"must be one of {', '.join(PREDICTIONS)}")
     _require(params.compute.threads >= 1, "compute.threads", params.compute.threads, "must be at least 1")
 
     for name, option in vars(params.options).items():

@@ -31,7 +31,7 @@ import torch
 
 ARRAYS = ("pool_x", "pool_y", "val_x", "val_y", "test_x", "test_y")
 OPTIONAL_ARRAYS = ("dev_x", "dev_y", "unlabelled_x")
-CHUNK = 4096  # items per step when normalising or writing large arrays
+CHUNK_ELEMENTS = 2**23  # float64 elements (64 MiB) per step when normalising or writing large arrays
 
 
 class DataError(Exception):
@@ -138,6 +138,11 @@ def split_arrays(
     return arrays
 
 
+def _chunks(n: int, x: np.ndarray) -> range:
+    """Starts of the row chunks of ``n`` rows shaped like ``x``'s, each at most ``CHUNK_ELEMENTS`` values."""
+    return range(0, n, max(1, CHUNK_ELEMENTS // max(1, math.prod(x.shape[1:]))))
+
+
 def _rows(array) -> np.ndarray:
     """A split array, materialised (``(x, indices)`` -> ``x[indices]``)."""
     return array[0][array[1]] if isinstance(array, tuple) else array
@@ -149,10 +154,13 @@ def normalisation(pool) -> dict:
     x, idx = pool if isinstance(pool, tuple) else (pool, np.arange(len(pool)))
     axes = (0, 2, 3) if x.ndim == 4 else (0,)
     total, total_sq, count = 0.0, 0.0, 0
-    for start in range(0, len(idx), CHUNK):
-        chunk = x[idx[start : start + CHUNK]].astype(np.float64)
+    starts = _chunks(len(idx), x)
+    for start in starts:
+        chunk = x[idx[start : start + starts.step]].astype(np.float64)
         chunk /= 255.0 if x.dtype == np.uint8 else 1.0
-        total, total_sq = total + chunk.sum(axis=axes), total_sq + (chunk**2).sum(axis=axes)
+        total = total + chunk.sum(axis=axes)
+        chunk **= 2
+        total_sq = total_sq + chunk.sum(axis=axes)
         count += chunk.size // np.size(total)
     mean = total / count
     std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
@@ -346,9 +354,12 @@ def _existing(path: str, key: str, folder: bool) -> Path:
     return p
 
 
-def _image_files(folder: Path) -> list[Path]:
-    from torchvision.datasets.folder import IMG_EXTENSIONS
+# torchvision's ImageFolder extensions, named here because importing torchvision costs a prepare stage
+# 170 MB of its 2 GB budget (tests/test_sources.py checks that they agree)
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
+
+def _image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
 
 
@@ -533,16 +544,18 @@ def _sha256(path: Path) -> str:
 
 
 def _save_array(path: Path, array) -> None:
-    """One array as .npy; ``(x, indices)`` is written a chunk of rows at a time, never copied whole."""
+    """One array as .npy; ``(x, indices)`` is written a chunk of rows at a time through the file, never
+    copied whole nor memory-mapped (mapped pages would count towards the stage's resident memory)."""
     if not isinstance(array, tuple):
         np.save(path, np.ascontiguousarray(array), allow_pickle=False)
         return
     x, idx = array
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=x.dtype, shape=(len(idx), *x.shape[1:]))
-    for start in range(0, len(idx), CHUNK):
-        out[start : start + CHUNK] = x[idx[start : start + CHUNK]]
-    out.flush()
-    del out
+    header = {"descr": np.lib.format.dtype_to_descr(x.dtype), "fortran_order": False, "shape": (len(idx), *x.shape[1:])}
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        starts = _chunks(len(idx), x)
+        for start in starts:
+            f.write(np.ascontiguousarray(x[idx[start : start + starts.step]]).data)
 
 
 def save_prepared(prepared: Prepared | dict, out: Path) -> None:
@@ -559,7 +572,8 @@ def save_prepared(prepared: Prepared | dict, out: Path) -> None:
         names = [name for name in ARRAYS + OPTIONAL_ARRAYS if name in prepared.arrays]
         for name in names:
             _save_array(tmp / f"{name}.npy", prepared.arrays[name])
-        meta = {k: v for k, v in dataclasses.asdict(prepared).items() if k != "arrays"}
+        fields = [f.name for f in dataclasses.fields(prepared) if f.name != "arrays"]  # asdict deep-copies arrays
+        meta = {name: getattr(prepared, name) for name in fields}
         manifest = {"sha256": {name: _sha256(tmp / f"{name}.npy") for name in names}, **meta}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         if out.exists():

@@ -3,13 +3,55 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
 from bal.models import McDropoutNet
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """What one pass over the inputs gives, float32 on the CPU; a field not asked for is None."""
+
+    log_probs_N_K_C: torch.Tensor | None  # natural log, under K consistent dropout masks
+    dropout_off_log_probs_N_C: torch.Tensor | None  # the deterministic prediction
+    features_N_H: torch.Tensor | None  # the last hidden layer of the deterministic prediction
+
+
 @torch.inference_mode()
+def predict(
+    model: McDropoutNet,
+    x: torch.Tensor,
+    k: int,
+    generator: torch.Generator | None = None,
+    dropout_off: bool = False,
+    batch_size: int = 250,
+    masks: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> Prediction:
+    """The MC-dropout prediction under K consistent masks (none for k = 0) and, with ``dropout_off``,
+    the deterministic one (as Gal et al.'s Keras code predicted the test set), from one trunk pass.
+
+    The masks are drawn once per call (or passed in) and shared by every input; the trunk
+    runs once per input, the head once per chunk for all K masks together
+    (:meth:`McDropoutHead.sampler`).
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    head = model.head
+    sample = head.sampler(masks if masks is not None else head.draw_masks(k, generator)) if k else None
+    mc, off, hidden = [], [], []
+    for start in range(0, x.shape[0], batch_size):
+        features_B_D = model.trunk(x[start : start + batch_size].to(device))
+        if sample is not None:
+            mc.append(torch.log_softmax(sample(features_B_D), dim=-1).cpu())
+        if dropout_off:
+            hidden_B_H = torch.relu(head.fc1(features_B_D))
+            off.append(torch.log_softmax(head.fc2(hidden_B_H), dim=-1).cpu())
+            hidden.append(hidden_B_H.cpu())
+    return Prediction(*(torch.cat(parts) if parts else None for parts in (mc, off, hidden)))
+
+
 def predict_log_probs(
     model: McDropoutNet,
     x: torch.Tensor,
@@ -18,20 +60,8 @@ def predict_log_probs(
     batch_size: int = 250,
     masks: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """``log_probs_N_K_C`` (natural log, float32, on the CPU) under K consistent dropout masks.
-
-    The masks are drawn once per call (or passed in) and shared by every input; the trunk
-    runs once per input, the head once per chunk for all K masks together
-    (:meth:`McDropoutHead.sampler`).
-    """
-    model.eval()
-    device = next(model.parameters()).device
-    sample = model.head.sampler(masks if masks is not None else model.head.draw_masks(k, generator))
-    chunks = []
-    for start in range(0, x.shape[0], batch_size):
-        features_N_D = model.trunk(x[start : start + batch_size].to(device))
-        chunks.append(torch.log_softmax(sample(features_N_D), dim=-1).cpu())
-    return torch.cat(chunks)
+    """``log_probs_N_K_C`` (natural log, float32, on the CPU) under K consistent dropout masks."""
+    return predict(model, x, k, generator, batch_size=batch_size, masks=masks).log_probs_N_K_C
 
 
 @torch.inference_mode()
@@ -58,27 +88,14 @@ def mean_log_probs(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(log_probs_N_K_C, dim=1) - math.log(log_probs_N_K_C.shape[1])
 
 
-@torch.inference_mode()
-def predict_dropout_off(model: McDropoutNet, x: torch.Tensor, batch_size: int = 250) -> tuple[torch.Tensor, torch.Tensor]:
-    """The deterministic prediction (dropout off, as Gal et al.'s Keras code predicted the test set)
-    and the last hidden layer it comes from: ``(log_probs_N_C, features_N_H)``, float32 on the CPU."""
-    model.eval()
-    device = next(model.parameters()).device
-    log_probs, features = [], []
-    for start in range(0, x.shape[0], batch_size):
-        features_X_H = torch.relu(model.head.fc1(model.trunk(x[start : start + batch_size].to(device))))
-        log_probs.append(torch.log_softmax(model.head.fc2(features_X_H), dim=-1).cpu())
-        features.append(features_X_H.cpu())
-    return torch.cat(log_probs), torch.cat(features)
-
-
 def evaluate(
     model: McDropoutNet, x: torch.Tensor, y_N: torch.Tensor, k: int, generator: torch.Generator | None = None
 ) -> tuple[float, float, float]:
     """Accuracy and mean negative log-likelihood (nats) of the MC-averaged prediction, and the
     accuracy of the deterministic one (dropout off)."""
-    log_probs_N_C = mean_log_probs(predict_log_probs(model, x, k, generator))
+    prediction = predict(model, x, k, generator, dropout_off=True)
+    log_probs_N_C = mean_log_probs(prediction.log_probs_N_K_C)
     accuracy = (log_probs_N_C.argmax(dim=1) == y_N).double().mean().item()
     nll = torch.nn.functional.nll_loss(log_probs_N_C.double(), y_N).item()
-    accuracy_dropout_off = (predict_dropout_off(model, x)[0].argmax(dim=1) == y_N).double().mean().item()
+    accuracy_dropout_off = (prediction.dropout_off_log_probs_N_C.argmax(dim=1) == y_N).double().mean().item()
     return accuracy, nll, accuracy_dropout_off

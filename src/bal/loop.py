@@ -18,7 +18,7 @@ import torch
 
 from bal.acquisition import PoolInputs, Strategy, get_strategy, select
 from bal.data import Split
-from bal.inference import evaluate, predict_dropout_off, predict_log_probs
+from bal.inference import evaluate, predict
 from bal.models import INITS, McDropoutNet
 
 
@@ -98,20 +98,27 @@ def pool_inputs(
     pool (the pool-based setting of Bickford Smith et al. 2023), predicted in one call with the
     candidates, so both see the same K masks.
     """
-    inputs, fields, x = strategy.inputs, {}, pool_x[candidates_P]
-    if "target_log_probs_M_K_C" in inputs:
-        m = input_options["targets"]
-        if m > len(unlabelled_U):
-            raise ValueError(f"{strategy.name} needs {m} target inputs, more than the {len(unlabelled_U)} unlabelled points.")
+    inputs, x = strategy.inputs, pool_x[candidates_P]
+    m = input_options["targets"] if "target_log_probs_M_K_C" in inputs else 0
+    if m > len(unlabelled_U):
+        raise ValueError(f"{strategy.name} needs {m} target inputs, more than the {len(unlabelled_U)} unlabelled points.")
+    if m:
         targets_M = unlabelled_U[torch.randperm(len(unlabelled_U), generator=generator)[:m]]
-        log_probs = predict_log_probs(model, torch.cat([x, pool_x[targets_M]]), settings.mc_samples, generator)
-        fields["log_probs_N_K_C"], fields["target_log_probs_M_K_C"] = log_probs[: len(x)], log_probs[len(x) :]
-    elif "log_probs_N_K_C" in inputs:
-        fields["log_probs_N_K_C"] = predict_log_probs(model, x, settings.mc_samples, generator)
-    if "dropout_off_probs_N_C" in inputs or "features_N_H" in inputs:
-        log_probs_N_C, fields["features_N_H"] = predict_dropout_off(model, x)
-        fields["dropout_off_probs_N_C"] = log_probs_N_C.exp()
-    return PoolInputs(len(x), **fields)
+        x = torch.cat([x, pool_x[targets_M]])
+    k = settings.mc_samples if "log_probs_N_K_C" in inputs else 0
+    dropout_off = "dropout_off_probs_N_C" in inputs or "features_N_H" in inputs
+    n, fields = len(candidates_P), {}
+    if not (k or dropout_off):
+        return PoolInputs(n)
+    prediction = predict(model, x, k, generator, dropout_off=dropout_off)
+    if k:
+        fields["log_probs_N_K_C"] = prediction.log_probs_N_K_C[:n]
+    if m:
+        fields["target_log_probs_M_K_C"] = prediction.log_probs_N_K_C[n:]
+    if dropout_off:
+        fields["dropout_off_probs_N_C"] = prediction.dropout_off_log_probs_N_C[:n].exp()
+        fields["features_N_H"] = prediction.features_N_H[:n]
+    return PoolInputs(n, **fields)
 
 
 def round_generator(seed: int, round_: int) -> torch.Generator:
