@@ -1,4 +1,4 @@
-"""Stages learn and study: one dataset x strategy x seed active-learning run, to the label budget.
+"""Stages learn, survey and study: one dataset x strategy x seed active-learning run, to the label budget.
 
 With ``--acquisition-size`` it is a run of the study grid: ``learn.<dataset>`` with that
 acquisition size (one of ``study.acquisition_sizes``) and ``study.budget``.

@@ -30,9 +30,16 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class Run:
+    """A grid of learn runs, one per dataset x strategy x seed, each with its dataset's learn entry."""
+
     datasets: list[str]
     strategies: list[str]
     seeds: list[int]
+
+
+# The grids of learn runs: ``run`` (stages learn@<dataset>-<strategy>-<seed>) and ``survey`` (stages
+# survey@..., a smaller grid for more datasets); both write data/runs/<dataset>/<strategy>/<seed>.
+GRIDS = ("run", "survey")
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,7 @@ class Dataset:
 
 @dataclass(frozen=True)
 class Prepare:
-    datasets: list[str]  # the prepared folders: every dataset of run.datasets and study.datasets
+    datasets: list[str]  # the prepared folders: every dataset of run, survey and study
     entries: dict[str, Dataset]
 
 
@@ -160,6 +167,11 @@ class Params:
     options: StrategyOptions
     suggest: dict[str, Suggest] = field(default_factory=dict)
     report: Report = field(default_factory=Report)
+    survey: Run = field(default_factory=lambda: Run([], [], []))
+
+    def grids(self) -> dict[str, Run]:
+        """The learn grids by their params key (GRIDS)."""
+        return {name: getattr(self, name) for name in GRIDS}
 
     def strategy_options(self, strategy: str) -> dict:
         """``options.<strategy>`` as keyword arguments of its selector."""
@@ -175,9 +187,8 @@ class Params:
     def check_against_data(self, dataset: str, split) -> None:
         """The checks that need the prepared data (``split``, a bal.data.Split): for every learn and
         study run of ``dataset``, the budget fits the pool, and so on."""
-        runs = []
-        if dataset in self.run.datasets:
-            runs.append((self.learn[dataset], self.run.strategies, None, None))
+        runs = [(self.learn[dataset], grid.strategies, None, None) for grid in self.grids().values()
+                if dataset in grid.datasets]
         if dataset in self.study.datasets:
             runs += [(self.study_learn(dataset, size), self.study.strategies, "study.acquisition_sizes", "study.budget")
                      for size in self.study.acquisition_sizes]
@@ -262,18 +273,20 @@ def _check_seeds(key: str, seeds: list[int]) -> None:
 def _check(params: Params, data: dict) -> None:
     """Every check across keys that needs no data; ``data`` is params.yaml as read, for what must be
     written out."""
-    run, study, prepared = params.run, params.study, params.prepare.datasets
+    study, prepared = params.study, params.prepare.datasets
+    grids = {**params.grids(), "study": study}
     _require(len(set(prepared)) == len(prepared), "prepare.datasets", prepared, "names must not repeat")
-    _check_names("run.datasets", run.datasets, prepared, "must also be in prepare.datasets, which prepares it")
-    _check_names("study.datasets", study.datasets, prepared, "must also be in prepare.datasets, which prepares it")
-    _check_names("run.strategies", run.strategies, list(REGISTRY))
-    _check_names("study.strategies", study.strategies, list(REGISTRY))
-    _check_seeds("run.seeds", run.seeds)
-    _check_seeds("study.seeds", study.seeds)
-    for key, names in (("run.datasets", run.datasets), ("study.datasets", study.datasets)):
-        for name in names:
+    for name, grid in grids.items():
+        _check_names(f"{name}.datasets", grid.datasets, prepared, "must also be in prepare.datasets, which prepares it")
+        _check_names(f"{name}.strategies", grid.strategies, list(REGISTRY))
+        _check_seeds(f"{name}.seeds", grid.seeds)
+    twice = set(params.run.datasets) & set(params.survey.datasets)
+    _require(not twice, "survey.datasets", sorted(twice)[0] if twice else None,
+             "is in run.datasets too; a dataset's runs belong to one grid (both write data/runs/<dataset>)")
+    for grid_name, grid in grids.items():
+        for name in grid.datasets:
             if name not in params.learn:
-                raise ConfigError(f"learn.{name} is missing; {key} holds {name}, so give it an entry "
+                raise ConfigError(f"learn.{name} is missing; {grid_name}.datasets holds {name}, so give it an entry "
                                   "(at least {budget: ..., acquisition_size: ...}).")
     for dataset in study.datasets:
         missing = [name for name in STUDY_LEARN_KEYS if name not in data["learn"][dataset]]
@@ -299,8 +312,9 @@ def _check(params: Params, data: dict) -> None:
         _require(name in prepared and name in params.learn, f"suggest.{name}", suggest,
                  f"{name} must be in prepare.datasets and have a learn.{name} entry")
         _check_names(f"suggest.{name}.strategy", [suggest.strategy], list(REGISTRY))
+    strategies = list(dict.fromkeys(s for grid in grids.values() for s in grid.strategies))
     for name, learn in params.learn.items():
-        _check_learn(learn, f"learn.{name}", run.strategies)
+        _check_learn(learn, f"learn.{name}", strategies)
     for dataset in study.datasets:
         for size in study.acquisition_sizes:
             _require(size >= 1, "study.acquisition_sizes", size, "must be at least 1")
