@@ -1,4 +1,5 @@
-"""Stage aggregate: learning curves -> metrics/summary.json and one wide CSV per dataset for `dvc plots`."""
+"""Stage aggregate: the learn and survey grids' learning curves -> metrics/summary.json (with paired
+comparisons against random and BALD) and one wide CSV per dataset for `dvc plots`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import typer
 
 from bal.config import load_params
 from bal.io import write_csv, write_json
-from bal.results import read_runs, summarise, wide_table
+from bal.results import paired_comparisons, read_runs, summarise, wide_table
 from common import fails_cleanly
 
 app = typer.Typer(add_completion=False)
@@ -22,20 +23,23 @@ def main(
     plots: Path = typer.Option(..., help="folder for <dataset>.csv"),
     params_path: Path = typer.Option(Path("params.yaml"), "--params"),
 ) -> None:
-    run = load_params(params_path).run
+    params = load_params(params_path)
+    column = params.report.column()
     summary = {}
-    for dataset in run.datasets:
-        curves = read_runs(runs, dataset, run.strategies, run.seeds, "curve.csv", missing_ok=True)
-        if not curves:
-            continue
-        summary[dataset] = {strategy: summarise(by_seed) for strategy, by_seed in curves.items()}
-        write_csv(plots / f"{dataset}.csv", wide_table(curves))
+    for group, grid in params.grids().items():
+        for dataset in grid.datasets:
+            curves = read_runs(runs, dataset, grid.strategies, grid.seeds, "curve.csv", missing_ok=True, group=group)
+            if not curves:
+                continue
+            comparisons = paired_comparisons(curves, column)
+            summary[dataset] = {strategy: {**summarise(by_seed, column), **comparisons[strategy]}
+                                for strategy, by_seed in curves.items()}
+            write_csv(plots / f"{dataset}.csv", wide_table(curves, column))
     write_json(metrics, summary)
     for dataset, by_strategy in summary.items():
         for strategy, s in by_strategy.items():
-            typer.echo(f"{dataset:9} {strategy:17} to 90%: {s['labels_to_90']}  to 95%: {s['labels_to_95']}  "
-                       f"final {s['final_accuracy']:.4f} at {s['final_labels']}")
-
+            typer.echo(f"{dataset:16} {strategy:17} to 90%: {s['labels_to_90']}  to 95%: {s['labels_to_95']}  "
+                       f"final {s['final_accuracy']:.4f} at {s['final_labels']} ({len(s['seeds'])} seeds)")
 
 if __name__ == "__main__":
     app()

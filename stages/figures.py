@@ -111,20 +111,24 @@ def main(
 ) -> None:
     params = load_params(params_path)
     torch.set_num_threads(params.compute.threads)
-    run = params.run
-    for dataset in run.datasets:
-        curves = read_runs(runs, dataset, run.strategies, run.seeds, "curve.csv", missing_ok=True)
-        if not curves:
-            continue
-        write(out, f"{dataset}_curves", learning_curves(curves, curve_panels(dataset, list(curves))))
-        if dataset != "twomoons":
-            class_names = load_prepared(prepared / dataset).class_names
-            tables = read_runs(runs, dataset, run.strategies, run.seeds, "acquired.csv", missing_ok=True)
-            counts = pd.DataFrame({s: pd.concat(t.values()).label.value_counts() / len(t) for s, t in tables.items()})
-            counts = counts.T.reindex(columns=range(len(class_names))).fillna(0).set_axis(class_names, axis=1)
-            write(out, f"{dataset}_acquired_classes",
-                  acquired_classes(counts, f"{dataset}: classes acquired (mean over {len(run.seeds)} seed(s))"))
-    if "twomoons" in run.datasets:
+    column = params.report.column()
+    for group, grid in params.grids().items():
+        for dataset in grid.datasets:
+            read = functools.partial(read_runs, runs, dataset, grid.strategies, grid.seeds, missing_ok=True, group=group)
+            curves = read("curve.csv")
+            if not curves:
+                continue
+            write(out, f"{dataset}_curves", learning_curves(curves, curve_panels(dataset, list(curves)), column))
+            if dataset != "twomoons":
+                class_names = load_prepared(prepared / dataset).class_names
+                tables = read("acquired.csv")
+                counts = pd.DataFrame({s: pd.concat(t.values()).label.value_counts() / len(t) for s, t in tables.items()})
+                counts = counts.T.reindex(columns=range(len(class_names))).fillna(0).set_axis(class_names, axis=1)
+                fewest, most = min(map(len, tables.values())), max(map(len, tables.values()))
+                seeds = f"{fewest}" if fewest == most else f"{fewest}-{most}"
+                write(out, f"{dataset}_acquired_classes",
+                      acquired_classes(counts, f"{dataset}: classes acquired (mean over {seeds} seeds per strategy)"))
+    if "twomoons" in params.run.datasets:
         twomoons_figures(params, runs, prepared / "twomoons", out)
     typer.echo(f"figures -> {out}")
 

@@ -1,7 +1,8 @@
 """Stage study_summary: the study grid's curves -> metrics/study.json and one figure per dataset.
 
 On a repeated pool (Repeated-MNIST) it also records ``copies_acquired``: the fraction of acquired points that were a
-copy of an original already acquired (mean over seeds), the redundancy BatchBALD exists to avoid.
+copy of an original already acquired (mean over seeds), the redundancy BatchBALD exists to avoid. For
+BatchBALD it records where its batches reached the log K ceiling of a joint mutual information.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from pathlib import Path
 
 import typer
 
+from bal.acquisition import get_strategy
 from bal.config import load_params
 from bal.data import load_prepared
 from bal.io import atomic_write_bytes, write_json
 from bal.plotting import curves_by_size, render
-from bal.results import BATCHBALD_2019, copies_acquired, read_runs, summarise
+from bal.results import BATCHBALD_2019, ceiling_picks, copies_acquired, read_runs, summarise
 from common import fails_cleanly
 
 app = typer.Typer(add_completion=False)
@@ -31,24 +33,25 @@ def main(
     params_path: Path = typer.Option(Path("params.yaml"), "--params"),
 ) -> None:
     params = load_params(params_path)
-    study = params.study
+    study, column = params.study, params.report.column()
     summary = {}
     for dataset in study.datasets:
         grid = (runs, dataset, study.strategies, study.seeds)
         panels = {size: read_runs(*grid, "curve.csv", size, missing_ok=True) for size in study.acquisition_sizes}
-        summary[dataset] = {f"b{size}": {strategy: summarise(by_seed) for strategy, by_seed in curves.items()}
+        summary[dataset] = {f"b{size}": {strategy: summarise(by_seed, column) for strategy, by_seed in curves.items()}
                             for size, curves in panels.items()}
         split = load_prepared(prepared / dataset)
-        if split.copies > 1:
-            n_originals = len(split.pool_y) // split.copies
-            for size in study.acquisition_sizes:
-                acquired = read_runs(*grid, "acquired.csv", size, missing_ok=True)
-                for strategy, by_seed in acquired.items():
-                    summary[dataset][f"b{size}"][strategy]["copies_acquired"] = statistics.fmean(
-                        copies_acquired(table, n_originals) for table in by_seed.values())
+        n_originals = len(split.pool_y) // split.copies
+        for size in study.acquisition_sizes:
+            for strategy, by_seed in read_runs(*grid, "acquired.csv", size, missing_ok=True).items():
+                entry = summary[dataset][f"b{size}"][strategy]
+                if split.copies > 1:
+                    entry["copies_acquired"] = statistics.fmean(copies_acquired(t, n_originals) for t in by_seed.values())
+                if get_strategy(strategy).joint_scores:
+                    entry.update(ceiling_picks(list(by_seed.values())))
         references = BATCHBALD_2019 if dataset == "mnist" else None
         title = f"{dataset}: test accuracy vs labelled samples" + (" (hollow: BatchBALD paper)" if references else "")
-        for fmt, data in render(curves_by_size(panels, title, references, (60, 100))).items():
+        for fmt, data in render(curves_by_size(panels, title, references, (60, 100), column)).items():
             atomic_write_bytes(plots / f"{dataset}_curves.{fmt}", data)
     write_json(metrics, summary)
     for dataset, by_size in summary.items():

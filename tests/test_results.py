@@ -2,7 +2,10 @@ import pandas as pd
 import pytest
 
 from bal.data import DataError
-from bal.results import copies_acquired, labels_to, normalised_auc, read_runs, summarise, wide_table
+from bal.results import (
+    ceiling_picks, copies_acquired, labels_to, normalised_auc, paired_comparisons, paired_difference, quantile, read_runs,
+    summarise, wide_table,
+)
 
 
 def curve(accs, start=20, step=10):
@@ -28,7 +31,53 @@ def test_summary_medians_and_never_reached():
     assert s["labels_to_95"] is None  # two of three seeds never reach it
     assert s["labels_to_95_by_seed"] == [40, None, None]
     assert s["final_accuracy"] == pytest.approx((0.95 + 0.93 + 0.94) / 3)
+    assert s["final_accuracy_std"] == pytest.approx(0.01)  # sample std of 0.95, 0.93, 0.94
+    assert s["labels_to_90_iqr"] == [25, 30]  # quartiles of 20, 30, 30
+    assert s["labels_to_95_iqr"] == [None, None]
     assert s["seeds"] == [0, 1, 2]
+
+
+def test_summary_reads_the_reported_column():
+    c = curve([0.5, 0.6]).assign(test_accuracy_dropout_off=[0.9, 0.96])
+    s = summarise({0: c}, "test_accuracy_dropout_off")
+    assert (s["labels_to_90"], s["labels_to_95"], s["final_accuracy"]) == (20, 30, 0.96)
+    assert summarise({0: c})["labels_to_90"] is None
+
+
+def test_quantile_interpolates_and_never_reached_wins():
+    assert quantile([10, 20, 30, 40, 50], 0.25) == 20
+    assert quantile([10, 20, 30, 40], 0.25) == pytest.approx(17.5)
+    assert quantile([10, 20, float("inf")], 0.75) == float("inf")
+    assert quantile([10, 20, float("inf")], 0.5) == 20
+
+
+def test_paired_difference_by_seed_with_bootstrap_interval():
+    d = paired_difference({0: 1.0, 1: 3.0, 2: 5.0, 3: 9.0}, {0: 0.0, 1: 1.0, 2: 2.0, 4: 7.0})  # seed 3, 4 unpaired
+    assert d["seeds"] == [0, 1, 2] and d["by_seed"] == [1.0, 2.0, 3.0]
+    assert d["mean"] == pytest.approx(2.0)
+    low, high = d["ci95"]
+    assert 1.0 <= low < 2.0 < high <= 3.0  # resampled means of {1, 2, 3} lie between their extremes
+    assert paired_difference({0: 2.0}, {0: 2.0})["ci95"] == [0.0, 0.0]
+    assert paired_difference({0: float("inf")}, {0: 30.0}) is None  # never reached: no pair
+
+
+def test_paired_comparisons_against_random_and_bald():
+    curves = {"random": {0: curve([0.5, 0.6]), 1: curve([0.5, 0.7])},
+              "bald": {0: curve([0.5, 0.96]), 1: curve([0.6, 0.95])},
+              "margin": {0: curve([0.5, 0.8])}}
+    c = paired_comparisons(curves)
+    assert set(c["random"]) == {"vs_bald"} and set(c["bald"]) == {"vs_random"}
+    assert set(c["margin"]) == {"vs_random", "vs_bald"}
+    assert c["bald"]["vs_random"]["auc"]["by_seed"] == pytest.approx([0.18, 0.175])
+    assert c["bald"]["vs_random"]["labels_to_95"] is None  # random never reaches 95%
+    assert c["margin"]["vs_bald"]["auc"]["seeds"] == [0]
+
+
+def test_ceiling_picks_per_round():
+    seed0 = pd.DataFrame({"round": [0, 0, 0, 1, 1, 1], "past_ceiling": [False, False, True, False, True, True]})
+    seed1 = pd.DataFrame({"round": [0, 0, 0], "past_ceiling": [False, False, False]})
+    assert ceiling_picks([seed0, seed1]) == {"rounds_past_ceiling": pytest.approx(2 / 3), "first_pick_past_ceiling": 2.5}
+    assert ceiling_picks([seed1]) == {"rounds_past_ceiling": 0.0, "first_pick_past_ceiling": None}
 
 
 def test_wide_table_means_over_seeds():

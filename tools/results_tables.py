@@ -2,9 +2,10 @@
 
     python tools/results_tables.py            # reads metrics/summary.json and metrics/study.json
 
-Labels to an accuracy are "median (min-max over seeds)"; "—" where the median seed never reached it
-within the budget, and ">N" for a seed that never did. A published "—": no such number (the
-BatchBALD paper's BALD b=10 had not reached 95% at 260 labels).
+Labels to an accuracy are "median (interquartile range over seeds)"; "—" where the median seed never
+reached it within the budget, and ">N" for a quartile that never did. Accuracy is mean ± standard
+deviation over seeds. Paired differences are means over seeds with a bootstrap 95% interval. A
+published "—": no such number (the BatchBALD paper's BALD b=10 had not reached 95% at 260 labels).
 """
 
 from __future__ import annotations
@@ -15,19 +16,25 @@ from pathlib import Path
 from bal.results import BATCHBALD_2019, GAL_2017, GAL_2017_ERROR_AT_1000
 
 
+def _number(x: float) -> str:
+    return f"{x:g}"
+
+
 def labels(s: dict, threshold: int) -> str:
-    median, by_seed, budget = s[f"labels_to_{threshold}"], s[f"labels_to_{threshold}_by_seed"], s["final_labels"]
-    text = "—" if median is None else str(median)
-    reached = sorted(x for x in by_seed if x is not None)
-    if len(by_seed) > 1 and reached:
-        low = str(reached[0])
-        high = str(reached[-1]) if len(reached) == len(by_seed) else f">{budget}"
-        text += f" ({low}–{high})"
+    median, (q1, q3), budget = s[f"labels_to_{threshold}"], s[f"labels_to_{threshold}_iqr"], s["final_labels"]
+    text = "—" if median is None else _number(median)
+    if len(s["seeds"]) > 1 and q1 is not None:
+        text += f" ({_number(q1)}–{_number(q3) if q3 is not None else f'>{budget}'})"
     return text
 
 
 def seeds(s: dict) -> str:
     return f"{len(s['seeds'])} seed{'s' * (len(s['seeds']) > 1)}"
+
+
+def accuracy(s: dict) -> str:
+    spread = f" ± {100 * s['final_accuracy_std']:.2f}" if len(s["seeds"]) > 1 else ""
+    return f"{100 * s['final_accuracy']:.2f}%{spread}"
 
 
 def paper(marks: dict[int, float]) -> str:
@@ -44,10 +51,8 @@ def replication(summary: dict, dataset: str) -> str:
     n = None
     for strategy, s in summary.items():
         n = s["final_labels"]
-        spread = f" ± {100 * s['final_accuracy_std']:.2f}" if len(s["seeds"]) > 1 else ""
-        accuracy = f"{100 * s['final_accuracy']:.2f}%{spread}"
         row = (f"| `{strategy}` ({seeds(s)}) | {labels(s, 90)} | {labels(s, 95)} | {labels(s, 97)} "
-               f"| {accuracy} |")
+               f"| {accuracy(s)} |")
         if papers:
             gal = (f"{paper(GAL_2017[strategy])}, {100 - GAL_2017_ERROR_AT_1000[strategy]:.2f}%"
                    if strategy in GAL_2017 else "")
@@ -55,6 +60,28 @@ def replication(summary: dict, dataset: str) -> str:
             row += f" {gal} | {batchbald} |"
         rows.append(row)
     rows[0] = rows[0].format(n=f"{n:,}" if n else "budget")
+    return "\n".join(rows)
+
+
+def _difference(d: dict | None, scale: float, unit: str) -> str:
+    if d is None:
+        return "—"
+    (low, high), places = (scale * x for x in d["ci95"]), 1 if unit else 0
+    text = f"{scale * d['mean']:+.{places}f}{unit} [{low:+.{places}f}, {high:+.{places}f}]"
+    return text if unit else f"{text} ({len(d['seeds'])} seeds)"
+
+
+def comparisons(summary: dict) -> str:
+    """Each strategy against random and BALD: paired per-seed differences in the area under the curve
+    (percentage points of mean accuracy) and in labels to 95% (with the seeds that both reached)."""
+    rows = ["| strategy | AUC vs random | labels to 95% vs random | AUC vs BALD | labels to 95% vs BALD |",
+            "|---|---:|---:|---:|---:|"]
+    for strategy, s in summary.items():
+        cells = []
+        for baseline in ("random", "bald"):
+            d = s.get(f"vs_{baseline}")
+            cells += ["", ""] if d is None else [_difference(d["auc"], 100, " pp"), _difference(d["labels_to_95"], 1, "")]
+        rows.append(f"| `{strategy}` | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
@@ -70,8 +97,11 @@ def study(by_size: dict, dataset: str) -> str:
             n = s["final_labels"]
             published = BATCHBALD_2019.get(b, {}).get(strategy)
             last = f"{100 * s['copies_acquired']:.0f}%" if copies else (paper(published) if published else "")
+            if s.get("first_pick_past_ceiling") is not None:
+                last += f"; past 0.9 log K from pick {_number(s['first_pick_past_ceiling'])} (median) in " \
+                        f"{100 * s['rounds_past_ceiling']:.0f}% of rounds"
             rows.append(f"| {b} | `{strategy}` ({seeds(s)}) | {labels(s, 90)} | {labels(s, 95)} "
-                        f"| {100 * s['final_accuracy']:.2f}% | {last} |")
+                        f"| {accuracy(s)} | {last} |")
     rows[0] = rows[0].format(n=n or "budget")
     return "\n".join(rows)
 
@@ -83,7 +113,12 @@ def main() -> None:
         data = json.loads(Path(path).read_text())
         for dataset, content in data.items():
             print(f"\n**{dataset}** ({path})\n")
-            print(replication(content, dataset) if path.endswith("summary.json") else study(content, dataset))
+            if path.endswith("summary.json"):
+                print(replication(content, dataset))
+                print(f"\n**{dataset}: paired differences** (mean over seeds [bootstrap 95% interval])\n")
+                print(comparisons(content))
+            else:
+                print(study(content, dataset))
 
 
 if __name__ == "__main__":

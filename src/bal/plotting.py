@@ -34,17 +34,18 @@ def render(fig: plt.Figure) -> dict[str, bytes]:
     return out
 
 
-def _accuracy_table(by_seed: dict[int, pd.DataFrame]) -> pd.DataFrame:
-    return pd.concat([c.set_index("n_labelled").test_accuracy * 100 for c in by_seed.values()], axis=1)
+def _accuracy_table(by_seed: dict[int, pd.DataFrame], column: str) -> pd.DataFrame:
+    return pd.concat([c.set_index("n_labelled")[column] * 100 for c in by_seed.values()], axis=1)
 
 
 def _draw_curves(
-    ax, curves: dict[str, dict[int, pd.DataFrame]], references: dict[str, dict[int, float]] | None, order: list[str]
+    ax, curves: dict[str, dict[int, pd.DataFrame]], references: dict[str, dict[int, float]] | None, order: list[str],
+    column: str,
 ) -> None:
-    """Curves with bands; a strategy's colour and marker come from its place in ``order``."""
+    """Curves of ``column`` with bands; a strategy's colour and marker come from its place in ``order``."""
     for strategy, by_seed in curves.items():
         i = order.index(strategy)
-        colour, acc = PALETTE[i % len(PALETTE)], _accuracy_table(by_seed)
+        colour, acc = PALETTE[i % len(PALETTE)], _accuracy_table(by_seed, column)
         mean, std = acc.mean(axis=1), acc.std(axis=1, ddof=0).fillna(0)
         seeds = len(by_seed)
         ax.plot(mean.index, mean, color=colour, lw=1.4, label=f"{strategy} ({seeds} seed{'s' * (seeds > 1)})")
@@ -72,8 +73,10 @@ class Panel(NamedTuple):
     ylim: tuple[float, float] | None = None
 
 
-def learning_curves(curves: dict[str, dict[int, pd.DataFrame]], panels: list[Panel]) -> plt.Figure:
-    """Test accuracy vs labels: mean over seeds with a +-1 std band, one line per strategy.
+def learning_curves(
+    curves: dict[str, dict[int, pd.DataFrame]], panels: list[Panel], column: str = "test_accuracy"
+) -> plt.Figure:
+    """Test accuracy (``column``) vs labels: mean over seeds with a +-1 std band, one line per strategy.
 
     A panel leaves out its strategies without runs in ``curves``, and is left out if none has.
     A strategy keeps one colour across panels; two or more panels go in rows of two.
@@ -85,7 +88,7 @@ def learning_curves(curves: dict[str, dict[int, pd.DataFrame]], panels: list[Pan
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5.1 * cols, 4.0 * rows), layout="constrained", squeeze=False)
     for ax, (title, strategies, refs, ylim) in zip(axes.flat, panels):
-        _draw_curves(ax, {s: curves[s] for s in strategies}, refs, order)
+        _draw_curves(ax, {s: curves[s] for s in strategies}, refs, order, column)
         if ylim:
             ax.set_ylim(*ylim)
         ax.set_title(title)
@@ -100,6 +103,7 @@ def curves_by_size(
     title: str,
     references: dict[int, dict[str, dict[int, float]]] | None = None,
     ylim: tuple[float, float] | None = None,
+    column: str = "test_accuracy",
 ) -> plt.Figure:
     """One learning-curve panel per acquisition size (``panels[size]`` = curves as in
     :func:`learning_curves`), sharing the y axis; ``references[size]`` as there."""
@@ -108,7 +112,7 @@ def curves_by_size(
     order = list(dict.fromkeys(strategy for curves in panels.values() for strategy in curves))
     for ax, (size, curves) in zip(axes[0], panels.items()):
         refs = (references or {}).get(size)
-        _draw_curves(ax, curves, refs, order)
+        _draw_curves(ax, curves, refs, order, column)
         ax.set_title(f"acquisition size {size}")
         if ylim:
             ax.set_ylim(*ylim)

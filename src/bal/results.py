@@ -7,11 +7,14 @@ import statistics
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bal.data import DataError
 
 THRESHOLDS = (0.90, 0.95, 0.97)
+BASELINES = ("random", "bald")  # every strategy is compared with these, seed by seed
+BOOTSTRAP_RESAMPLES = 10_000
 
 # Published MNIST numbers. Gal, Islam & Ghahramani 2017, Table 1: labels to 10% and 5% test error,
 # as {strategy: {labels: accuracy %}} marks; Table 2: test error (%) at 1,000 labels.
@@ -25,10 +28,10 @@ BATCHBALD_2019 = {10: {"batchbald": {105: 90, 225: 95}, "bald": {155: 90}}, 5: {
 
 def read_runs(
     runs: Path, dataset: str, strategies: list[str], seeds: list[int], name: str, size: int | None = None,
-    missing_ok: bool = False,
+    missing_ok: bool = False, group: str = "learn",
 ) -> dict:
-    """``{strategy: {seed: table}}`` of the learn stages' ``name`` CSVs (curve.csv or acquired.csv),
-    or with ``size`` of the study stages' with that acquisition size.
+    """``{strategy: {seed: table}}`` of the ``group`` stages' ``name`` CSVs (curve.csv or acquired.csv;
+    group learn or survey), or with ``size`` of the study stages' with that acquisition size.
 
     A missing run is an error, or with ``missing_ok`` a warning naming its stage, so that a grid
     that is still running can be summarised (each summary lists the seeds it holds).
@@ -38,7 +41,7 @@ def read_runs(
         tables[strategy] = {}
         for seed in seeds:
             if size is None:
-                path, stage = runs / dataset / strategy / str(seed) / name, f"learn@{dataset}-{strategy}-{seed}"
+                path, stage = runs / dataset / strategy / str(seed) / name, f"{group}@{dataset}-{strategy}-{seed}"
             else:
                 path = runs / dataset / strategy / f"b{size}" / str(seed) / name
                 stage = f"study@{dataset}-{strategy}-{size}-{seed}"
@@ -65,27 +68,70 @@ def normalised_auc(curve: pd.DataFrame, column: str = "test_accuracy") -> float:
     return float(((acc[1:] + acc[:-1]) / 2 * (n[1:] - n[:-1])).sum() / (n[-1] - n[0]))
 
 
-def _finite_or_none(x: float) -> int | None:
-    return None if math.isinf(x) else int(x)
+def _finite_or_none(x: float) -> int | float | None:
+    return None if math.isinf(x) else x if isinstance(x, float) and not x.is_integer() else int(x)
 
 
-def summarise(curves: dict[int, pd.DataFrame]) -> dict:
-    """One strategy's metrics over its seeds (``curves`` maps seed -> curve): labels to each accuracy
-    threshold (median, and per seed; None where not reached), final accuracy (mean, std), AUC."""
-    finals = [c.test_accuracy.iloc[-1] for c in curves.values()]
+def quantile(values: list[float], q: float) -> float:
+    """The ``q`` quantile, interpolated linearly between order statistics; a never-reached (inf)
+    value with any weight makes it inf."""
+    xs = sorted(values)
+    position = q * (len(xs) - 1)
+    low = math.floor(position)
+    fraction = position - low
+    if fraction == 0:
+        return xs[low]
+    return math.inf if math.isinf(xs[low + 1]) else xs[low] + fraction * (xs[low + 1] - xs[low])
+
+
+def summarise(curves: dict[int, pd.DataFrame], column: str = "test_accuracy") -> dict:
+    """One strategy's metrics over its seeds (``curves`` maps seed -> curve) from its ``column``:
+    labels to each accuracy threshold (median and interquartile range, and per seed; None where not
+    reached), final accuracy (mean and sample standard deviation) and area under the curve."""
+    finals = [c[column].iloc[-1] for c in curves.values()]
     summary = {}
     for t in THRESHOLDS:
-        by_seed = [labels_to(c, t) for c in curves.values()]
-        summary[f"labels_to_{round(t * 100)}"] = _finite_or_none(statistics.median(by_seed))
-        summary[f"labels_to_{round(t * 100)}_by_seed"] = [_finite_or_none(x) for x in by_seed]
+        by_seed = [labels_to(c, t, column) for c in curves.values()]
+        name = f"labels_to_{round(t * 100)}"
+        summary[name] = _finite_or_none(statistics.median(by_seed))
+        summary[f"{name}_iqr"] = [_finite_or_none(quantile(by_seed, q)) for q in (0.25, 0.75)]
+        summary[f"{name}_by_seed"] = [_finite_or_none(x) for x in by_seed]
     summary.update(
         final_accuracy=statistics.fmean(finals),
-        final_accuracy_std=statistics.pstdev(finals),
+        final_accuracy_std=statistics.stdev(finals) if len(finals) > 1 else 0.0,
         final_labels=int(next(iter(curves.values())).n_labelled.iloc[-1]),
-        auc=statistics.fmean(normalised_auc(c) for c in curves.values()),
+        auc=statistics.fmean(normalised_auc(c, column) for c in curves.values()),
         seeds=sorted(curves),
     )
     return summary
+
+
+def paired_difference(a: dict[int, float], b: dict[int, float], resamples: int = BOOTSTRAP_RESAMPLES) -> dict | None:
+    """The mean over seeds of ``a[seed] - b[seed]``, with a percentile bootstrap 95% interval over
+    seeds. Seeds that either side lacks, or never reached (inf), are left out and not listed."""
+    seeds = sorted(s for s in a.keys() & b.keys() if math.isfinite(a[s]) and math.isfinite(b[s]))
+    if not seeds:
+        return None
+    d = np.array([a[s] - b[s] for s in seeds], dtype=float)
+    means = d[np.random.default_rng(0).integers(0, len(d), (resamples, len(d)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return {"mean": float(d.mean()), "ci95": [float(low), float(high)], "seeds": seeds, "by_seed": d.tolist()}
+
+
+def paired_comparisons(curves: dict[str, dict[int, pd.DataFrame]], column: str = "test_accuracy") -> dict:
+    """``{strategy: {"vs_<baseline>": {"auc": ..., "labels_to_95": ...}}}``: each strategy against
+    each of BASELINES that ran, seed by seed (seeds share the initial labelled set, so pairs are fair)."""
+    per_seed = {
+        strategy: {"auc": {seed: normalised_auc(c, column) for seed, c in by_seed.items()},
+                   "labels_to_95": {seed: labels_to(c, 0.95, column) for seed, c in by_seed.items()}}
+        for strategy, by_seed in curves.items()
+    }
+    return {
+        strategy: {f"vs_{baseline}": {metric: paired_difference(values[metric], per_seed[baseline][metric])
+                                      for metric in values}
+                   for baseline in BASELINES if baseline in per_seed and baseline != strategy}
+        for strategy, values in per_seed.items()
+    }
 
 
 def copies_acquired(acquired: pd.DataFrame, n_originals: int) -> float:
@@ -93,6 +139,15 @@ def copies_acquired(acquired: pd.DataFrame, n_originals: int) -> float:
     acquired, in an earlier round or earlier in the same batch: on Repeated-MNIST, wasted labels."""
     original = acquired.pool_index % n_originals
     return float(original.duplicated().mean()) if len(original) else 0.0
+
+
+def ceiling_picks(acquired: list[pd.DataFrame]) -> dict:
+    """Where a joint-score strategy's batches reached their log K ceiling (acquired.csv's past_ceiling,
+    one table per seed): the fraction of rounds that did, and the median 1-based pick at which they did."""
+    rounds = [r.past_ceiling.to_numpy() for table in acquired for _, r in table.groupby("round")]
+    first = [int(np.argmax(past)) + 1 for past in rounds if past.any()]
+    return {"rounds_past_ceiling": len(first) / len(rounds) if rounds else 0.0,
+            "first_pick_past_ceiling": statistics.median(first) if first else None}
 
 
 def wide_table(curves: dict[str, dict[int, pd.DataFrame]], column: str = "test_accuracy") -> pd.DataFrame:
