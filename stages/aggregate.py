@@ -1,5 +1,5 @@
 """Stage aggregate: the learn and survey grids' learning curves -> metrics/summary.json (with paired
-comparisons against random and BALD) and one wide CSV per dataset for `dvc plots`."""
+comparisons against random and BALD) and one CSV per dataset for `dvc plots`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 
 from bal.config import load_params
 from bal.io import write_csv, write_json
-from bal.results import paired_comparisons, read_runs, summarise, wide_table
+from bal.results import long_table, paired_comparisons, read_runs, summarise
 from common import fails_cleanly
 
 app = typer.Typer(add_completion=False)
@@ -34,7 +34,7 @@ def main(
             comparisons = paired_comparisons(curves, column)
             summary[dataset] = {strategy: {**summarise(by_seed, column), **comparisons[strategy]}
                                 for strategy, by_seed in curves.items()}
-            write_csv(plots / f"{dataset}.csv", wide_table(curves, column))
+            write_csv(plots / f"{dataset}.csv", long_table(curves, column))
     write_json(metrics, summary)
     for dataset, by_strategy in summary.items():
         for strategy, s in by_strategy.items():

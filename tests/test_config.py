@@ -170,8 +170,8 @@ def honourable(params) -> None:
 
     for key, value in numbers(params):
         assert math.isfinite(value) and value >= 0, (key, value)
-    assert set(params.prepare.datasets) >= set(params.run.datasets) | set(params.study.datasets)
-    assert set(params.learn) >= set(params.run.datasets) | set(params.study.datasets)
+    assert set(params.prepare.datasets) >= set(params.run.datasets) | set(params.survey.datasets) | set(params.study.datasets)
+    assert set(params.learn) >= set(params.run.datasets) | set(params.survey.datasets) | set(params.study.datasets)
     assert params.compute.threads >= 1 and params.options.epig.targets >= 1
     for name, entry in params.prepare.entries.items():
         for f in ("n_validation", "n_pool", "n_test", "repeats"):

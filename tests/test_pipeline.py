@@ -18,6 +18,8 @@ pytestmark = pytest.mark.smoke
 TINY = [
     "run.seeds=[0,1]",
     "run.strategies=[random,max_entropy,bald,batchbald,power_bald]",
+    "survey.strategies=[random,bald,power_bald]",
+    "survey.seeds=[0]",
     "study.datasets=[twomoons]",
     "study.strategies=[bald,batchbald,power_bald]",
     "study.acquisition_sizes=[1,3]",
@@ -63,8 +65,9 @@ def repo(tmp_path_factory):
 
 
 def test_experiment_runs_end_to_end(repo):
-    datasets = "[twomoons,mnist]" if os.environ.get("BAL_MNIST_RAW") else "[twomoons]"
-    args = [f"run.datasets={datasets}", f"prepare.datasets={datasets}", *TINY]
+    survey = ["mnist"] if os.environ.get("BAL_MNIST_RAW") else []  # the smaller grid, where MNIST is at hand
+    args = ["run.datasets=[twomoons]", f"survey.datasets=[{','.join(survey)}]",
+            f"prepare.datasets=[{','.join(['twomoons', *survey])}]", *TINY]
     out = sh("dvc", "exp", "run", *[a for s in args for a in ("-S", s)], cwd=repo)
     assert "learn@twomoons-bald-0" in out.stdout
 
@@ -75,11 +78,14 @@ def test_experiment_runs_end_to_end(repo):
     assert {"train_seconds", "score_seconds", "select_seconds", "eval_seconds", "test_nll"} <= set(curve.columns)
     acquired = pd.read_csv(repo / "data/runs/twomoons/bald/0/acquired.csv")
     assert len(acquired) == 6 and acquired.pool_index.is_unique
-    wide = pd.read_csv(repo / "plots/curves/twomoons.csv")
-    assert list(wide.columns) == ["n_labelled", "random", "max_entropy", "bald", "batchbald", "power_bald"]
+    plotted = pd.read_csv(repo / "plots/curves/twomoons.csv")
+    assert list(plotted.columns) == ["n_labelled", "strategy", "seed", "accuracy"]
+    assert plotted.strategy.unique().tolist() == ["random", "max_entropy", "bald", "batchbald", "power_bald"]
     figures = {p.name for p in (repo / "plots/figures").iterdir()}
     assert {"twomoons_curves.png", "twomoons_strategies.svg", "twomoons_bald_terms.png"} <= figures
-    if "mnist" in datasets:
+    if survey:
+        assert "survey@mnist-bald-0" in out.stdout
+        assert set(summary["mnist"]) == {"random", "bald", "power_bald"}
         assert pd.read_csv(repo / "data/runs/mnist/bald/0/curve.csv").n_labelled.tolist() == [20, 30, 40]
         assert {"mnist_curves.png", "mnist_acquired_classes.png"} <= figures
 
@@ -98,14 +104,14 @@ def test_experiment_runs_end_to_end(repo):
     (repo / "params.yaml").write_text(params.replace("power_bald: {beta: 1.0}", "power_bald: {beta: 2.0}"))
     stale = set(json.loads(sh("dvc", "status", "--json", cwd=repo).stdout))
     (repo / "params.yaml").write_text(params)
-    ran = datasets.strip("[]").split(",")
-    learn = {f"learn@{dataset}-power_bald-{seed}" for dataset in ran for seed in (0, 1)}
-    assert stale == learn | {"study@twomoons-power_bald-1-0", "study@twomoons-power_bald-3-0", "figures"}
+    runs = {"learn@twomoons-power_bald-0", "learn@twomoons-power_bald-1", *(f"survey@{d}-power_bald-0" for d in survey)}
+    assert stale == runs | {"study@twomoons-power_bald-1-0", "study@twomoons-power_bald-3-0", "figures"}
 
 
 def test_bad_param_fails_cleanly_without_output(repo):
     result = sh("dvc", "exp", "run", "-S", "learn.twomoons.acquisition_size=-2", "-S", "run.datasets=[twomoons]",
                 "-S", "prepare.datasets=[twomoons]", "-S", "study.datasets=[twomoons]", "-S", "run.strategies=[bald]",
+                "-S", "survey.datasets=[]",
                 cwd=repo, check=False)
     assert result.returncode != 0
     assert "learn.twomoons.acquisition_size = -2: must be at least 1" in result.stdout + result.stderr
@@ -132,6 +138,7 @@ def test_own_table_simulated_then_suggested_through_dvc(tmp_path_factory):
     params["prepare"]["tiny"] = {"source": "csv", "path": "data/sources/tiny.csv", "n_validation": 5, "n_test": 20}
     params["learn"]["tiny"] = {"budget": 12, "acquisition_size": 3, "mc_samples": 4, "train": {"steps": 20}}
     params["run"] = {"datasets": ["tiny"], "strategies": ["margin"], "seeds": [0]}
+    params["survey"]["datasets"] = []
     params["study"] = {**params["study"], "datasets": ["twomoons"], "strategies": ["bald"], "acquisition_sizes": [2],
                        "seeds": [0], "budget": 6}
     params["suggest"] = {"tiny": {"strategy": "margin"}}

@@ -3,8 +3,8 @@ import pytest
 
 from bal.data import DataError
 from bal.results import (
-    ceiling_picks, copies_acquired, labels_to, normalised_auc, paired_comparisons, paired_difference, quantile, read_runs,
-    summarise, wide_table,
+    ceiling_picks, copies_acquired, labels_to, long_table, normalised_auc, paired_comparisons, paired_difference,
+    quantile, read_runs, summarise,
 )
 
 
@@ -80,10 +80,11 @@ def test_ceiling_picks_per_round():
     assert ceiling_picks([seed1]) == {"rounds_past_ceiling": 0.0, "first_pick_past_ceiling": None}
 
 
-def test_wide_table_means_over_seeds():
-    table = wide_table({"bald": {0: curve([0.5, 0.7]), 1: curve([0.7, 0.9])}, "random": {0: curve([0.4, 0.6])}})
-    assert list(table.columns) == ["n_labelled", "bald", "random"]
-    assert table.bald.tolist() == pytest.approx([0.6, 0.8])
+def test_long_table_has_a_row_per_strategy_seed_and_size():
+    table = long_table({"bald": {0: curve([0.5, 0.7]), 1: curve([0.7, 0.9])}, "random": {0: curve([0.4, 0.6])}})
+    assert list(table.columns) == ["n_labelled", "strategy", "seed", "accuracy"]
+    assert table.values.tolist() == [[20, "bald", 0, 0.5], [30, "bald", 0, 0.7], [20, "bald", 1, 0.7],
+                                     [30, "bald", 1, 0.9], [20, "random", 0, 0.4], [30, "random", 0, 0.6]]
 
 
 def test_copies_acquired_counts_repeats_of_an_original():

@@ -19,8 +19,11 @@ import pandas as pd  # noqa: E402
 plt.rcParams.update({"svg.hashsalt": "bal", "font.size": 9, "axes.titlesize": 9, "legend.fontsize": 8})
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
-PALETTE = ["#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#999999", "#F0E442"]
-MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "h"]
+# Okabe-Ito, then three of Tol's: one colour per strategy for the 11 of the replication grid
+# (.dvc/plots/strategies.json uses the same, for `dvc plots show`).
+PALETTE = ["#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#999999", "#F0E442",
+           "#882255", "#44AA99", "#332288"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "p", "<", ">"]
 
 
 def render(fig: plt.Figure) -> dict[str, bytes]:

@@ -150,10 +150,11 @@ def ceiling_picks(acquired: list[pd.DataFrame]) -> dict:
             "first_pick_past_ceiling": statistics.median(first) if first else None}
 
 
-def wide_table(curves: dict[str, dict[int, pd.DataFrame]], column: str = "test_accuracy") -> pd.DataFrame:
-    """n_labelled plus one column per strategy: ``column`` averaged over seeds."""
-    columns = [
-        pd.concat([c.set_index("n_labelled")[column] for c in by_seed.values()], axis=1).mean(axis=1).rename(strategy)
-        for strategy, by_seed in curves.items()
-    ]
-    return pd.concat(columns, axis=1).rename_axis("n_labelled").reset_index()
+def long_table(curves: dict[str, dict[int, pd.DataFrame]], column: str = "test_accuracy") -> pd.DataFrame:
+    """One row per strategy, seed and labelled-set size, with that run's ``column`` as ``accuracy``:
+    the table `dvc plots` draws (its template colours by strategy and shades the spread over seeds)."""
+    return pd.concat(
+        [pd.DataFrame({"n_labelled": c.n_labelled, "strategy": strategy, "seed": seed, "accuracy": c[column]})
+         for strategy, by_seed in curves.items() for seed, c in by_seed.items()],
+        ignore_index=True,
+    )
