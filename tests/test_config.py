@@ -72,6 +72,7 @@ BAD = [
     ("learn.mnist.initial_per_class", 0, "learn.mnist.initial_per_class = 0"),
     ("run.strategies", ["bald", "badl"], "run.strategies = 'badl': unknown name; known: random"),
     ("run.strategies", [], "run.strategies = []: must be a non-empty list"),
+    ("survey.datasets", "mnist", "survey.datasets = 'mnist': must be a list of str (it may be empty)"),
     ("run.strategies", ["bald", "bald"], "names must not repeat"),
     ("run.datasets", ["cifar"], "run.datasets = 'cifar': must also be in prepare.datasets, which prepares it"),
     ("run.seeds", [-1], "run.seeds = -1"),
@@ -247,3 +248,9 @@ def test_checks_against_data(tmp_path, key, value, dataset, split, message):
         params.check_against_data(dataset, split)
     assert message in str(err.value)
     load_params(write(tmp_path, PARAMS)).check_against_data(dataset, fake_split(54_900, 10, copies=split.copies))
+
+
+@pytest.mark.parametrize("key", ["run.datasets", "survey.datasets", "study.datasets"])
+def test_a_grid_may_have_no_datasets(tmp_path, key):
+    params = load_params(write(tmp_path, with_change(key, [])))
+    assert getattr(params, key.split(".")[0]).datasets == []

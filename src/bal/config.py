@@ -28,11 +28,15 @@ class ConfigError(Exception):
     """A bad value in params.yaml."""
 
 
+# A list that may be empty (a grid without datasets has no stages); every other list must not be.
+MaybeEmpty = typing.Annotated[list[str], "may be empty"]
+
+
 @dataclass(frozen=True)
 class Run:
     """A grid of learn runs, one per dataset x strategy x seed, each with its dataset's learn entry."""
 
-    datasets: list[str]
+    datasets: MaybeEmpty
     strategies: list[str]
     seeds: list[int]
 
@@ -128,7 +132,7 @@ class Study:
     ``budget`` labels with the rest of ``learn.<dataset>`` (every key of which but ``budget`` and
     ``acquisition_size`` is a DVC dependency of its stages, so it must be written out: STUDY_LEARN_KEYS)."""
 
-    datasets: list[str]
+    datasets: MaybeEmpty
     strategies: list[str]
     acquisition_sizes: list[int]
     seeds: list[int]
@@ -208,6 +212,11 @@ def _type_name(tp) -> str:
 def _convert(value, tp, key: str):
     """Check ``value`` against the annotation ``tp`` and build nested dataclasses."""
     origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        inner, *notes = typing.get_args(tp)
+        if "may be empty" in notes and not isinstance(value, list):
+            raise ConfigError(f"{key} = {value!r}: must be a list of {_type_name(typing.get_args(inner)[0])} (it may be empty).")
+        return [] if value == [] else _convert(value, inner, key)
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, key)
     if origin is dict:
@@ -238,7 +247,7 @@ def _build(cls, data, key: str):
     names = [f.name for f in dataclasses.fields(cls)]
     if not isinstance(data, dict):
         raise ConfigError(f"{key or 'params.yaml'} = {data!r}: must be a mapping with keys {', '.join(names)}.")
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     prefix = f"{key}." if key else ""
     unknown = sorted((str(k) for k in data if k not in names))
     if unknown:
