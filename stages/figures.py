@@ -7,6 +7,7 @@ TwoMoons models are rebuilt exactly as the learn stage trained them (same labell
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 
 import numpy as np
@@ -38,14 +39,25 @@ MNIST_GROUPS = [
 ]
 
 
-def curve_panels(dataset: str, strategies: list[str]) -> list[Panel]:
-    """All strategies over the full range, then (image datasets) zoomed panels: MNIST's groups, and
-    any strategy in none of them beside random and BALD; Repeated-MNIST all strategies."""
+def zoom_range(curves: dict, column: str) -> tuple[float, float]:
+    """The accuracy range (%) of a zoomed panel for a dataset other than MNIST: from just below the
+    lowest strategy's mean accuracy a quarter of the way along the label range, to just above the best."""
+    means = [pd.concat([c.set_index("n_labelled")[column] for c in by_seed.values()], axis=1).mean(axis=1)
+             for by_seed in curves.values()]
+    low = min(m.iloc[len(m) // 4] for m in means)
+    high = max(m.max() for m in means)
+    return math.floor(100 * low) - 1, min(100, math.ceil(100 * high) + 1)
+
+
+def curve_panels(dataset: str, strategies: list[str], zoom: tuple[float, float]) -> list[Panel]:
+    """All strategies over the full range, then (image datasets) zoomed panels: MNIST's groups (on
+    ZOOM, the papers' range), and any strategy in none of them beside random and BALD; other datasets
+    all strategies on ``zoom``."""
     overview = Panel(f"{dataset}: test accuracy vs labelled samples", strategies)
     if dataset == "twomoons":
         return [overview]
     if dataset != "mnist":
-        return [overview, Panel(f"zoom: {ZOOM[0]}-{ZOOM[1]}%", strategies, None, ZOOM)]
+        return [overview, Panel(f"zoom: {zoom[0]}-{zoom[1]}%", strategies, None, zoom)]
     panels = [overview, *MNIST_GROUPS]
     others = [s for s in strategies if not any(s in group.strategies for group in MNIST_GROUPS)]
     if others:
@@ -118,7 +130,8 @@ def main(
             curves = read("curve.csv")
             if not curves:
                 continue
-            write(out, f"{dataset}_curves", learning_curves(curves, curve_panels(dataset, list(curves)), column))
+            panels = curve_panels(dataset, list(curves), zoom_range(curves, column))
+            write(out, f"{dataset}_curves", learning_curves(curves, panels, column))
             if dataset != "twomoons":
                 class_names = load_prepared(prepared / dataset).class_names
                 tables = read("acquired.csv")

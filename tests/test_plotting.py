@@ -52,9 +52,21 @@ def test_mnist_panels_group_the_strategies_and_catch_any_other(monkeypatch):
     grouped = ["random", "max_entropy", "margin", "least_confidence", "variation_ratios", "mean_std", "bald",
                "batchbald", "power_bald", "epig", "badge"]
     assert {s for group in MNIST_GROUPS for s in group.strategies} == set(grouped)
-    panels = curve_panels("mnist", grouped)
-    assert panels[0].strategies == grouped and panels[1:] == MNIST_GROUPS
-    extra = curve_panels("mnist", [*grouped, "my_strategy"])
+    panels = curve_panels("mnist", grouped, (70, 90))
+    assert panels[0].strategies == grouped and panels[1:] == MNIST_GROUPS  # MNIST keeps the papers' range
+    extra = curve_panels("mnist", [*grouped, "my_strategy"], (70, 90))
     assert extra[-1].strategies == ["random", "bald", "my_strategy"]
-    assert [p.ylim for p in curve_panels("repeated_mnist", grouped)] == [None, (85, 100)]
-    assert len(curve_panels("twomoons", grouped)) == 1
+    assert [p.ylim for p in curve_panels("fashion_mnist", grouped, (70, 90))] == [None, (70, 90)]
+    assert len(curve_panels("twomoons", grouped, (70, 90))) == 1
+
+
+def test_zoom_spans_the_strategies_from_a_quarter_of_the_way(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "stages"))
+    from figures import zoom_range
+
+    def curve(accs):
+        return pd.DataFrame({"n_labelled": [10, 20, 30, 40, 50], "acc": accs})
+
+    curves = {"random": {0: curve([0.5, 0.70, 0.75, 0.78, 0.80]), 1: curve([0.5, 0.72, 0.75, 0.78, 0.80])},
+              "bald": {0: curve([0.5, 0.80, 0.85, 0.87, 0.884])}}
+    assert zoom_range(curves, "acc") == (70, 90)  # random's mean 71% at the second of five sizes; bald's best 88.4%
