@@ -254,3 +254,9 @@ def test_checks_against_data(tmp_path, key, value, dataset, split, message):
 def test_a_grid_may_have_no_datasets(tmp_path, key):
     params = load_params(write(tmp_path, with_change(key, [])))
     assert getattr(params, key.split(".")[0]).datasets == []
+
+
+def test_report_names_the_curve_column_it_reports(tmp_path):
+    assert load_params(write(tmp_path, PARAMS)).report.column() == "test_accuracy_dropout_off"
+    mc = load_params(write(tmp_path, with_change("report.prediction", "mc"))).report
+    assert (mc.column(), mc.column("dev")) == ("test_accuracy", "dev_accuracy")

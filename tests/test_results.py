@@ -85,6 +85,8 @@ def test_long_table_has_a_row_per_strategy_seed_and_size():
     assert list(table.columns) == ["n_labelled", "strategy", "seed", "accuracy"]
     assert table.values.tolist() == [[20, "bald", 0, 0.5], [30, "bald", 0, 0.7], [20, "bald", 1, 0.7],
                                      [30, "bald", 1, 0.9], [20, "random", 0, 0.4], [30, "random", 0, 0.6]]
+    off = long_table({"bald": {0: curve([0.5, 0.7]).assign(test_accuracy_dropout_off=[0.6, 0.8])}}, "test_accuracy_dropout_off")
+    assert off.accuracy.tolist() == [0.6, 0.8]
 
 
 def test_copies_acquired_counts_repeats_of_an_original():
