@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
-# The learn and study stages are independent: run JOBS of them side by side (one torch thread each),
+# The learn, survey and study stages are independent: run JOBS of them side by side (one torch thread each),
 # then the rest (aggregate, study_summary, figures). DVC holds its repository lock for a moment at
 # the start and end of each stage; --wait-for-lock makes the other process wait instead of failing.
 # Debian's package of the original Fashion-MNIST files, where apt can install it (root, no internet needed
@@ -35,7 +35,7 @@ fashion-mnist:
 JOBS ?= 2
 repro: setup fashion-mnist
 	dvc repro prepare
-	dvc stage list --name-only | grep -E '^(learn|study)@' | xargs -P $(JOBS) -n 1 dvc --wait-for-lock repro --single-item
+	dvc stage list --name-only | grep -E '^(learn|survey|study)@' | xargs -P $(JOBS) -n 1 dvc --wait-for-lock repro --single-item
 	dvc repro
 
 test: setup
