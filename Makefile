@@ -21,9 +21,6 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
-# The learn, survey and study stages are independent: run JOBS of them side by side (one torch thread each),
-# then the rest (aggregate, study_summary, figures). DVC holds its repository lock for a moment at
-# the start and end of each stage; --wait-for-lock makes the other process wait instead of failing.
 # Debian's package of the original Fashion-MNIST files, where apt can install it (root, no internet needed
 # beyond Debian's mirror); elsewhere torchvision downloads the files.
 fashion-mnist:
@@ -32,6 +29,9 @@ fashion-mnist:
 		(apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1) || \
 		echo "dataset-fashion-mnist not installed: Fashion-MNIST comes from torchvision's download, its data tests skip"
 
+# The learn, survey and study stages are independent: run JOBS of them side by side (one torch thread each),
+# then the rest (aggregate, study_summary, figures). DVC holds its repository lock for a moment at
+# the start and end of each stage; --wait-for-lock makes the other process wait instead of failing.
 JOBS ?= 2
 repro: setup fashion-mnist
 	dvc repro prepare
