@@ -1,5 +1,5 @@
 """Stage aggregate: the learn and survey grids' learning curves -> metrics/summary.json (with paired
-comparisons against random and BALD) and one CSV per dataset for `dvc plots`."""
+comparisons against random and BALD, and the acquired points per class) and one CSV per dataset for `dvc plots`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 
 from bal.config import load_params
 from bal.io import write_csv, write_json
-from bal.results import long_table, paired_comparisons, read_runs, summarise
+from bal.results import acquired_per_class, long_table, paired_comparisons, read_runs, summarise
 from common import fails_cleanly
 
 app = typer.Typer(add_completion=False)
@@ -32,7 +32,10 @@ def main(
             if not curves:
                 continue
             comparisons = paired_comparisons(curves, column)
-            summary[dataset] = {strategy: {**summarise(by_seed, column), **comparisons[strategy]}
+            acquired = read_runs(runs, dataset, grid.strategies, grid.seeds, "acquired.csv", missing_ok=True, group=group)
+            classes = 1 + max(int(t.label.max()) for by_seed in acquired.values() for t in by_seed.values() if len(t))
+            summary[dataset] = {strategy: {**summarise(by_seed, column), **comparisons[strategy],
+                                           "acquired_per_class": acquired_per_class(acquired[strategy], classes)}
                                 for strategy, by_seed in curves.items()}
             write_csv(plots / f"{dataset}.csv", long_table(curves, column))
     write_json(metrics, summary)

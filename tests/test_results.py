@@ -3,8 +3,8 @@ import pytest
 
 from bal.data import DataError
 from bal.results import (
-    ceiling_picks, copies_acquired, labels_to, long_table, normalised_auc, paired_comparisons, paired_difference,
-    quantile, read_runs, summarise,
+    acquired_per_class, ceiling_picks, copies_acquired, labels_to, long_table, normalised_auc, paired_comparisons,
+    paired_difference, quantile, read_runs, summarise,
 )
 
 
@@ -106,3 +106,8 @@ def test_read_runs_missing_is_an_error_or_a_named_warning(tmp_path):
     named = sorted(str(w.message).split("stage ")[1].split(")")[0] for w in record)
     assert named == ["study@mnist-margin-4-0", "study@mnist-margin-4-1", "study@mnist-random-4-1"]
     assert {s: sorted(t) for s, t in tables.items()} == {"bald": [0, 1], "random": [0]}
+
+
+def test_acquired_per_class_is_a_mean_over_seeds():
+    tables = {0: pd.DataFrame({"label": [0, 2, 2]}), 1: pd.DataFrame({"label": [2, 2, 2]})}
+    assert acquired_per_class(tables, 4) == [0.5, 0.0, 2.5, 0.0]

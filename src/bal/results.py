@@ -141,6 +141,12 @@ def copies_acquired(acquired: pd.DataFrame, n_originals: int) -> float:
     return float(original.duplicated().mean()) if len(original) else 0.0
 
 
+def acquired_per_class(tables: dict[int, pd.DataFrame], classes: int) -> list[float]:
+    """How many points of each class a strategy acquired (acquired.csv's labels), mean over seeds."""
+    counts = [np.bincount(t.label.to_numpy(), minlength=classes) for t in tables.values()]
+    return np.mean(counts, axis=0).tolist()
+
+
 def ceiling_picks(acquired: list[pd.DataFrame]) -> dict:
     """Where a joint-score strategy's batches reached their log K ceiling (acquired.csv's past_ceiling,
     one table per seed): the fraction of rounds that did, and the median 1-based pick at which they did."""
