@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bal.config import load_params
 from bal.results import BATCHBALD_2019, GAL_2017, GAL_2017_ERROR_AT_1000
 
 
@@ -42,17 +43,24 @@ def paper(marks: dict[int, float]) -> str:
     return " / ".join(str(by_accuracy.get(acc, "—")) for acc in (90, 95))
 
 
-def replication(summary: dict, dataset: str) -> str:
+def replication(summary: dict, dataset: str, rare: list[int] | None = None) -> str:
+    """The grid's table; ``rare``: the classes an unbalanced pool thinned, whose share of the acquired
+    points gets a column."""
     papers = dataset == "mnist"
-    header = "| strategy | labels to 90% | labels to 95% | labels to 97% | accuracy at {n} |"
+    header = "| strategy | labels to 90% | labels to 95% | labels to 97% | accuracy at {n} | AUC |"
+    if rare:
+        header += f" acquired from classes {', '.join(map(str, rare))} |"
     if papers:
         header += " Gal et al. 2017: labels to 90% / 95%, accuracy at 1,000 | BatchBALD paper, b=10: labels to 90% / 95% |"
-    rows = [header, "|---|---:|---:|---:|---:|" + "---|---|" * papers]
+    rows = [header, "|---|---:|---:|---:|---:|---:|" + "---:|" * bool(rare) + "---|---|" * papers]
     n = None
     for strategy, s in summary.items():
         n = s["final_labels"]
         row = (f"| `{strategy}` ({seeds(s)}) | {labels(s, 90)} | {labels(s, 95)} | {labels(s, 97)} "
-               f"| {accuracy(s)} |")
+               f"| {accuracy(s)} | {100 * s['auc']:.2f}% |")
+        if rare:
+            per_class = s["acquired_per_class"]
+            row += f" {100 * sum(per_class[c] for c in rare) / sum(per_class):.0f}% |"
         if papers:
             gal = (f"{paper(GAL_2017[strategy])}, {100 - GAL_2017_ERROR_AT_1000[strategy]:.2f}%"
                    if strategy in GAL_2017 else "")
@@ -107,6 +115,7 @@ def study(by_size: dict, dataset: str) -> str:
 
 
 def main() -> None:
+    params = load_params(Path("params.yaml"))
     for path in ("metrics/summary.json", "metrics/study.json"):
         if not Path(path).is_file():
             continue
@@ -114,7 +123,8 @@ def main() -> None:
         for dataset, content in data.items():
             print(f"\n**{dataset}** ({path})\n")
             if path.endswith("summary.json"):
-                print(replication(content, dataset))
+                entry = params.prepare.entries.get(dataset)
+                print(replication(content, dataset, getattr(entry.options, "rare_classes", None) if entry else None))
                 print(f"\n**{dataset}: paired differences** (mean over seeds [bootstrap 95% interval])\n")
                 print(comparisons(content))
             else:
