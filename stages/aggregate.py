@@ -44,5 +44,6 @@ def main(
             typer.echo(f"{dataset:16} {strategy:17} to 90%: {s['labels_to_90']}  to 95%: {s['labels_to_95']}  "
                        f"final {s['final_accuracy']:.4f} at {s['final_labels']} ({len(s['seeds'])} seeds)")
 
+
 if __name__ == "__main__":
     app()

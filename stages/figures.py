@@ -22,7 +22,7 @@ from bal.inference import mean_log_probs, predict_log_probs
 from bal.io import atomic_write_bytes
 from bal.loop import fit
 from bal.plotting import Panel, acquired_classes, bald_terms, decision_maps, learning_curves, render
-from bal.results import BATCHBALD_2019, GAL_2017, read_runs
+from bal.results import BATCHBALD_2019, GAL_2017, acquired_per_class, read_runs
 from common import fails_cleanly
 
 app = typer.Typer(add_completion=False)
@@ -135,8 +135,8 @@ def main(
             if dataset != "twomoons":
                 class_names = load_prepared(prepared / dataset).class_names
                 tables = read("acquired.csv")
-                counts = pd.DataFrame({s: pd.concat(t.values()).label.value_counts() / len(t) for s, t in tables.items()})
-                counts = counts.T.reindex(columns=range(len(class_names))).fillna(0).set_axis(class_names, axis=1)
+                counts = pd.DataFrame({s: acquired_per_class(t, len(class_names)) for s, t in tables.items()},
+                                      index=class_names).T
                 fewest, most = min(map(len, tables.values())), max(map(len, tables.values()))
                 seeds = f"{fewest}" if fewest == most else f"{fewest}-{most}"
                 write(out, f"{dataset}_acquired_classes",
