@@ -21,7 +21,7 @@ from bal.data import initial_indices, load_prepared
 from bal.inference import mean_log_probs, predict_log_probs
 from bal.io import atomic_write_bytes
 from bal.loop import fit
-from bal.plotting import Panel, acquired_classes, bald_terms, decision_maps, learning_curves, render
+from bal.plotting import Panel, accuracy_table, acquired_classes, bald_terms, decision_maps, learning_curves, render
 from bal.results import BATCHBALD_2019, GAL_2017, acquired_per_class, read_runs
 from common import fails_cleanly
 
@@ -42,11 +42,10 @@ MNIST_GROUPS = [
 def zoom_range(curves: dict, column: str) -> tuple[float, float]:
     """The accuracy range (%) of a zoomed panel for a dataset other than MNIST: from just below the
     lowest strategy's mean accuracy a quarter of the way along the label range, to just above the best."""
-    means = [pd.concat([c.set_index("n_labelled")[column] for c in by_seed.values()], axis=1).mean(axis=1)
-             for by_seed in curves.values()]
+    means = [accuracy_table(by_seed, column).mean(axis=1) for by_seed in curves.values()]
     low = min(m.iloc[len(m) // 4] for m in means)
     high = max(m.max() for m in means)
-    return math.floor(100 * low) - 1, min(100, math.ceil(100 * high) + 1)
+    return math.floor(low) - 1, min(100, math.ceil(high) + 1)
 
 
 def curve_panels(dataset: str, strategies: list[str], zoom: tuple[float, float]) -> list[Panel]:

@@ -37,7 +37,8 @@ def render(fig: plt.Figure) -> dict[str, bytes]:
     return out
 
 
-def _accuracy_table(by_seed: dict[int, pd.DataFrame], column: str) -> pd.DataFrame:
+def accuracy_table(by_seed: dict[int, pd.DataFrame], column: str) -> pd.DataFrame:
+    """``column`` in percent, one column per seed, indexed by n_labelled."""
     return pd.concat([c.set_index("n_labelled")[column] * 100 for c in by_seed.values()], axis=1)
 
 
@@ -48,7 +49,7 @@ def _draw_curves(
     """Curves of ``column`` with bands; a strategy's colour and marker come from its place in ``order``."""
     for strategy, by_seed in curves.items():
         i = order.index(strategy)
-        colour, acc = PALETTE[i % len(PALETTE)], _accuracy_table(by_seed, column)
+        colour, acc = PALETTE[i % len(PALETTE)], accuracy_table(by_seed, column)
         mean, std = acc.mean(axis=1), acc.std(axis=1, ddof=0).fillna(0)
         seeds = len(by_seed)
         ax.plot(mean.index, mean, color=colour, lw=1.4, label=f"{strategy} ({seeds} seed{'s' * (seeds > 1)})")
