@@ -71,6 +71,8 @@ def test_paired_comparisons_against_random_and_bald():
     assert c["bald"]["vs_random"]["auc"]["by_seed"] == pytest.approx([0.18, 0.175])
     assert c["bald"]["vs_random"]["labels_to_95"] is None  # random never reaches 95%
     assert c["margin"]["vs_bald"]["auc"]["seeds"] == [0]
+    assert c["margin"]["vs_bald"]["labels_to_80"]["by_seed"] == [0.0]  # every threshold: both reach 80% at once
+    assert c["margin"]["vs_bald"]["labels_to_85"] is None  # margin never reaches 85%
 
 
 def test_ceiling_picks_per_round():

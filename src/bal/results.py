@@ -119,11 +119,13 @@ def paired_difference(a: dict[int, float], b: dict[int, float], resamples: int =
 
 
 def paired_comparisons(curves: dict[str, dict[int, pd.DataFrame]], column: str = "test_accuracy") -> dict:
-    """``{strategy: {"vs_<baseline>": {"auc": ..., "labels_to_95": ...}}}``: each strategy against
-    each of BASELINES that ran, seed by seed (seeds share the initial labelled set, so pairs are fair)."""
+    """``{strategy: {"vs_<baseline>": {"auc": ..., "labels_to_90": ..., "labels_to_95": ..., ...}}}``:
+    each strategy against each of BASELINES that ran, seed by seed, in the area under the curve and in
+    labels to each of THRESHOLDS (seeds share the initial labelled set, so pairs are fair)."""
     per_seed = {
         strategy: {"auc": {seed: normalised_auc(c, column) for seed, c in by_seed.items()},
-                   "labels_to_95": {seed: labels_to(c, 0.95, column) for seed, c in by_seed.items()}}
+                   **{f"labels_to_{round(100 * t)}": {seed: labels_to(c, t, column) for seed, c in by_seed.items()}
+                      for t in THRESHOLDS}}
         for strategy, by_seed in curves.items()
     }
     return {
