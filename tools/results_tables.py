@@ -131,7 +131,7 @@ def study(by_size: dict, dataset: str) -> str:
 def main() -> None:
     params = load_params(Path("params.yaml"))
     print("# Results tables\n\nWritten by `python tools/results_tables.py > docs/results.md` from the committed "
-          "`metrics/summary.json` and `metrics/study.json`. " + " ".join(__doc__.split("\n\n")[1].split()))
+          "`metrics/summary.json` and `metrics/study.json`. " + " ".join(__doc__.split("\n\n")[2].split()))
     for path in ("metrics/summary.json", "metrics/study.json"):
         if not Path(path).is_file():
             continue
