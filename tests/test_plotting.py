@@ -5,7 +5,10 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.colors import to_hex
 
-from bal.plotting import PALETTE, Panel, learning_curves
+import json
+
+from bal.acquisition import REGISTRY
+from bal.plotting import PALETTE, Panel, curves_by_size, learning_curves, style
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,7 +40,7 @@ def test_panels_keep_colours_drop_missing_strategies_and_empty_panels():
     visible = [ax for ax in fig.axes if ax.axison]
     assert [ax.get_title() for ax in visible] == ["all", "zoomed"]
     everything, zoomed = (lines(ax) for ax in visible)
-    assert everything == {"random (2 seeds)": PALETTE[0], "bald (1 seed)": PALETTE[1], "margin (1 seed)": PALETTE[2]}
+    assert everything == {"random (2 seeds)": PALETTE[0], "bald (1 seed)": PALETTE[6], "margin (1 seed)": PALETTE[2]}
     assert zoomed == {"random (2 seeds)": PALETTE[0], "margin (1 seed)": PALETTE[2]}
     assert zoomed_marks(visible[1]) == [(25, 90.0), (35, 95.0)]
     assert visible[1].get_ylim() == (85, 100)
@@ -70,3 +73,13 @@ def test_zoom_spans_the_strategies_from_a_quarter_of_the_way(monkeypatch):
     curves = {"random": {0: curve([0.5, 0.70, 0.75, 0.78, 0.80]), 1: curve([0.5, 0.72, 0.75, 0.78, 0.80])},
               "bald": {0: curve([0.5, 0.80, 0.85, 0.87, 0.884])}}
     assert zoom_range(curves, "acc") == (70, 90)  # random's mean 71% at the second of five sizes; bald's best 88.4%
+
+
+def test_a_strategy_has_one_colour_in_every_figure_and_in_dvc_plots():
+    """Colours follow the registry, not the order of a figure's strategies; the DVC template agrees."""
+    assert len(set(PALETTE)) >= len(REGISTRY)  # no two strategies share a colour
+    study = curves_by_size({10: {"bald": CURVES["bald"], "margin": CURVES["margin"]}}, "study")
+    assert lines(study.axes[0]) == {"bald (1 seed)": style("bald")[0], "margin (1 seed)": style("margin")[0]}
+    template = json.loads((ROOT / ".dvc/plots/strategies.json").read_text().replace('"<DVC_METRIC_DATA>"', "[]"))
+    scale = template["encoding"]["color"]["scale"]
+    assert dict(zip(scale["domain"], scale["range"])) == {s: style(s)[0] for s in REGISTRY}

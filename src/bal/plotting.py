@@ -16,14 +16,23 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from bal.acquisition import REGISTRY  # noqa: E402
+
 plt.rcParams.update({"svg.hashsalt": "bal", "font.size": 9, "axes.titlesize": 9, "legend.fontsize": 8})
 
-# Okabe-Ito: distinguishable with the common colour-vision deficiencies.
-# Okabe-Ito, then three of Tol's: one colour per strategy for the 11 of the replication grid
-# (.dvc/plots/strategies.json uses the same, for `dvc plots show`).
-PALETTE = ["#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#999999", "#F0E442",
-           "#882255", "#44AA99", "#332288"]
-MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "p", "<", ">"]
+# One colour and marker per strategy, by its place in the registry, in every figure (Okabe-Ito and
+# Tol colours, distinguishable with the common colour-vision deficiencies; the two pale ones go to
+# the strategies no committed grid runs). .dvc/plots/strategies.json maps the same names to the same
+# colours for `dvc plots show`.
+PALETTE = ["#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#882255", "#44AA99",
+           "#DDCC77", "#F0E442", "#332288", "#999999"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "p", "<", ">", "d"]
+
+
+def style(strategy: str) -> tuple[str, str]:
+    """(colour, marker) of ``strategy``: the same in every figure."""
+    i = list(REGISTRY).index(strategy)
+    return PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]
 
 
 def render(fig: plt.Figure) -> dict[str, bytes]:
@@ -43,19 +52,17 @@ def accuracy_table(by_seed: dict[int, pd.DataFrame], column: str) -> pd.DataFram
 
 
 def _draw_curves(
-    ax, curves: dict[str, dict[int, pd.DataFrame]], references: dict[str, dict[int, float]] | None, order: list[str],
-    column: str,
+    ax, curves: dict[str, dict[int, pd.DataFrame]], references: dict[str, dict[int, float]] | None, column: str,
 ) -> None:
-    """Curves of ``column`` with bands; a strategy's colour and marker come from its place in ``order``."""
+    """Curves of ``column`` with bands, each strategy in its :func:`style`."""
     for strategy, by_seed in curves.items():
-        i = order.index(strategy)
-        colour, acc = PALETTE[i % len(PALETTE)], accuracy_table(by_seed, column)
+        (colour, marker), acc = style(strategy), accuracy_table(by_seed, column)
         mean, std = acc.mean(axis=1), acc.std(axis=1, ddof=0).fillna(0)
         seeds = len(by_seed)
         ax.plot(mean.index, mean, color=colour, lw=1.4, label=f"{strategy} ({seeds} seed{'s' * (seeds > 1)})")
         ax.fill_between(mean.index, mean - std, mean + std, color=colour, alpha=0.18, linewidth=0)
         for labels, accuracy in (references or {}).get(strategy, {}).items():
-            ax.plot(labels, accuracy, MARKERS[i % len(MARKERS)], mfc="none", mec=colour, ms=7, mew=1.5)
+            ax.plot(labels, accuracy, marker, mfc="none", mec=colour, ms=7, mew=1.5)
     ax.set_xlabel("labelled samples")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)
@@ -83,16 +90,15 @@ def learning_curves(
     """Test accuracy (``column``) vs labels: mean over seeds with a +-1 std band, one line per strategy.
 
     A panel leaves out its strategies without runs in ``curves``, and is left out if none has.
-    A strategy keeps one colour across panels; two or more panels go in rows of two.
+    Two or more panels go in rows of two.
     """
-    order = list(curves)
     panels = [p._replace(strategies=[s for s in p.strategies if s in curves]) for p in panels]
     panels = [p for p in panels if p.strategies]
     cols = min(len(panels), 2)
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5.1 * cols, 4.0 * rows), layout="constrained", squeeze=False)
     for ax, (title, strategies, refs, ylim) in zip(axes.flat, panels):
-        _draw_curves(ax, {s: curves[s] for s in strategies}, refs, order, column)
+        _draw_curves(ax, {s: curves[s] for s in strategies}, refs, column)
         if ylim:
             ax.set_ylim(*ylim)
         ax.set_title(title)
@@ -113,10 +119,9 @@ def curves_by_size(
     :func:`learning_curves`), sharing the y axis; ``references[size]`` as there."""
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), layout="constrained", sharey=True,
                              squeeze=False)
-    order = list(dict.fromkeys(strategy for curves in panels.values() for strategy in curves))
     for ax, (size, curves) in zip(axes[0], panels.items()):
         refs = (references or {}).get(size)
-        _draw_curves(ax, curves, refs, order, column)
+        _draw_curves(ax, curves, refs, column)
         ax.set_title(f"acquisition size {size}")
         if ylim:
             ax.set_ylim(*ylim)
