@@ -2,10 +2,10 @@
 
     python benchmarks/compile.py [--labels 1000] [--steps 200] [--repeats 4]
 
-Trains a fresh model per call with ``bal.loop.train`` and the ``learn.mnist.train`` settings of
-params.yaml, except ``steps``, on the first ``--labels`` MNIST pool images, in both precisions.
-The compiled model is built and compiled once and warmed up before timing, so the figures leave
-out the one-off compilation (printed apart). Calls alternate eager / compiled, so that a busy
+Trains one eager and one compiled model, each call continuing from the last, with
+``bal.loop.train`` and the ``learn.mnist.train`` settings of params.yaml, except ``steps``, on the
+first ``--labels`` MNIST pool images, in both precisions. The compiled model is warmed up before
+timing, so the figures leave out the one-off compilation (printed apart). Calls alternate eager / compiled, so that a busy
 machine slows both alike. Prints the median seconds per 100 steps and the eager / compiled ratio.
 """
 
