@@ -107,6 +107,29 @@ def comparisons(summary: dict) -> str:
     return "\n".join(rows)
 
 
+def ranks(summary: dict) -> str:
+    """Which strategies keep their rank from one dataset to another: each strategy's rank by AUC
+    among the strategies that every dataset ran, with its paired AUC difference against random, and
+    each dataset's Spearman rank correlation with the first."""
+    common = [s for s in next(iter(summary.values())) if all(s in content for content in summary.values())]
+    rank = {dataset: {s: i + 1 for i, s in enumerate(sorted(common, key=lambda s: -content[s]["auc"]))}
+            for dataset, content in summary.items()}
+    first = next(iter(rank.values()))
+    rows = ["| strategy | " + " | ".join(f"{d}: rank (AUC vs random)" for d in summary) + " |",
+            "|---|" + "---:|" * len(summary)]
+    for strategy in sorted(common, key=first.get):
+        cells = []
+        for dataset, content in summary.items():
+            d = content[strategy].get("vs_random")
+            cells.append(f"{rank[dataset][strategy]}" + ("" if d is None else f" ({_difference(d['auc'], 100, ' pp')})"))
+        rows.append(f"| `{strategy}` | " + " | ".join(cells) + " |")
+    n = len(common)
+    rho = {d: 1 - 6 * sum((r[s] - first[s]) ** 2 for s in common) / (n * (n * n - 1)) if n > 1 else float("nan")
+           for d, r in rank.items()}
+    rows.append("| Spearman ρ with the first | " + " | ".join(f"{rho[d]:.2f}" for d in summary) + " |")
+    return "\n".join(rows)
+
+
 def study(by_size: dict, dataset: str) -> str:
     copies = dataset == "repeated_mnist"
     rows = ["| acquisition size | strategy | labels to 90% | labels to 95% | accuracy at {n} |"
@@ -145,6 +168,10 @@ def main() -> None:
                 print(comparisons(content))
             else:
                 print(f"\n## {dataset}: the acquisition-size study\n\n" + study(content, dataset))
+        if path.endswith("summary.json") and len(data) > 1:
+            print("\n## Ranks across datasets\n\nBy AUC, among the strategies that every dataset ran; in "
+                  "brackets the paired AUC difference against random (mean over seeds [bootstrap 95% interval]).\n")
+            print(ranks(data))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,27 @@
+import importlib.util
+from pathlib import Path
+
+spec = importlib.util.spec_from_file_location("results_tables", Path(__file__).parents[1] / "tools" / "results_tables.py")
+results_tables = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(results_tables)
+
+
+def entry(auc: float, vs_random: float | None = None) -> dict:
+    d = None if vs_random is None else {"auc": {"mean": vs_random, "ci95": [vs_random - 0.01, vs_random + 0.01],
+                                                "seeds": [0, 1]}}
+    return {"auc": auc, "vs_random": d}
+
+
+def test_ranks_over_the_strategies_every_dataset_ran_with_spearman_against_the_first():
+    summary = {
+        "a": {"random": entry(0.70), "x": entry(0.90, 0.20), "y": entry(0.80, 0.10), "w": entry(0.95, 0.25)},
+        "b": {"random": entry(0.60), "x": entry(0.70, 0.10), "y": entry(0.85, 0.25), "z": entry(0.99, 0.39)},
+    }
+    rows = results_tables.ranks(summary).splitlines()
+    assert rows[2:5] == [
+        "| `x` | 1 (+20.0 pp [+19.0, +21.0]) | 2 (+10.0 pp [+9.0, +11.0]) |",
+        "| `y` | 2 (+10.0 pp [+9.0, +11.0]) | 1 (+25.0 pp [+24.0, +26.0]) |",
+        "| `random` | 3 | 3 |",
+    ]
+    # ranks a: x 1, y 2, random 3; b: y 1, x 2, random 3 (w is not in b, z not in a): rho = 1 - 6 * 2 / (3 * 8)
+    assert rows[5] == "| Spearman ρ with the first | 1.00 | 0.50 |"
