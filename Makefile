@@ -29,11 +29,13 @@ fashion-mnist:
 		(apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1) || \
 		echo "dataset-fashion-mnist not installed: Fashion-MNIST comes from torchvision's download, its data tests skip"
 
+# First a warning where this CPU would emulate bfloat16 training (tools/preflight.py).
 # The learn, survey and study stages are independent: run JOBS of them side by side (one torch thread each),
 # then the rest (aggregate, study_summary, figures). DVC holds its repository lock for a moment at
 # the start and end of each stage; --wait-for-lock makes the other process wait instead of failing.
 JOBS ?= 2
 repro: setup fashion-mnist
+	python tools/preflight.py
 	dvc repro prepare
 	dvc stage list --name-only | grep -E '^(learn|survey|study)@' | xargs -P $(JOBS) -n 1 dvc --wait-for-lock repro --single-item
 	dvc repro

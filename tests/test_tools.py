@@ -1,9 +1,21 @@
+import dataclasses
 import importlib.util
 from pathlib import Path
 
-spec = importlib.util.spec_from_file_location("results_tables", Path(__file__).parents[1] / "tools" / "results_tables.py")
-results_tables = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(results_tables)
+from bal.config import load_params
+
+ROOT = Path(__file__).parents[1]
+
+
+def tool(name: str):
+    """A script of tools/ as a module."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+results_tables, preflight = tool("results_tables"), tool("preflight")
 
 
 def entry(auc: float, vs_random: float | None = None) -> dict:
@@ -25,3 +37,13 @@ def test_ranks_over_the_strategies_every_dataset_ran_with_spearman_against_the_f
     ]
     # ranks a: x 1, y 2, random 3; b: y 1, x 2, random 3 (w is not in b, z not in a): rho = 1 - 6 * 2 / (3 * 8)
     assert rows[5] == "| Spearman ρ with the first | 1.00 | 0.50 |"
+
+
+def test_preflight_names_the_datasets_that_would_train_in_emulated_bf16():
+    params = load_params(ROOT / "params.yaml")
+    bf16 = preflight.emulated_bf16(params, native_bf16=False, cuda=False)
+    assert "mnist" in bf16 and "twomoons" not in bf16  # TwoMoons trains in float32
+    assert preflight.emulated_bf16(params, native_bf16=True, cuda=False) == []
+    on_gpu = dataclasses.replace(params, compute=dataclasses.replace(params.compute, device="auto"))
+    assert preflight.emulated_bf16(on_gpu, native_bf16=False, cuda=True) == []
+    assert preflight.emulated_bf16(on_gpu, native_bf16=False, cuda=False) == bf16

@@ -1,0 +1,42 @@
+"""Warn before a pipeline run when this CPU would emulate bfloat16 training, about 12 times slower.
+
+    python tools/preflight.py          # `make repro` runs it first; it never stops the run
+
+The MNIST-like datasets train with bfloat16 autocast (``learn.<dataset>.train.precision``), which is
+fast on CPUs with AVX512-BF16 or AMX, where the committed grid ran. Other CPUs emulate it: on an AMD
+EPYC with AVX2 only, 100 training steps on 100 MNIST images took 78.2 s in bfloat16 against 6.7 s in
+float32 (``benchmarks/training.py``, one thread). There, set the precision to float32 for a run of
+your own: it is fast, but it changes the rounding, so its results are statistically equivalent to
+the committed ones, not equal.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+from bal.config import Params, load_params
+
+
+def emulated_bf16(params: Params, native_bf16: bool, cuda: bool) -> list[str]:
+    """The datasets of the learn grids and the study that would train in emulated bfloat16."""
+    device = params.compute.device
+    on_cpu = device == "cpu" or (device == "auto" and not cuda)
+    datasets = {d for grid in (*params.grids().values(), params.study) for d in grid.datasets}
+    return sorted(d for d in datasets if on_cpu and not native_bf16 and params.learn[d].train.precision == "bfloat16")
+
+
+def main() -> None:
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    slow = emulated_bf16(load_params(Path("params.yaml")), native, torch.cuda.is_available())
+    if slow:
+        print(f"warning: this CPU has neither AVX512-BF16 nor AMX, so the bfloat16 training of {', '.join(slow)} "
+              f"is emulated, about 12 times slower than on the CPUs of the committed grid; for a fast run whose results "
+              f"are statistically equivalent to the committed ones, not equal, set learn.<dataset>.train.precision "
+              f"to float32.", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
