@@ -87,7 +87,7 @@ def _difference(d: dict | None, scale: float, unit: str) -> str:
     places = 1 if unit else 0
     mean, low, high = (f"{round(scale * x, places) + 0.0:+.{places}f}" for x in (d["mean"], *d["ci95"]))  # no "-0"
     text = f"{mean}{unit} [{low}, {high}]"
-    return text if unit else f"{text} ({len(d['seeds'])} seeds)"
+    return text if unit else f"{text} ({seeds(d)})"
 
 
 def comparisons(summary: dict) -> str:
