@@ -22,10 +22,11 @@ from bal.config import Params, load_params
 
 def emulated_bf16(params: Params, native_bf16: bool, cuda: bool) -> list[str]:
     """The datasets of the learn grids and the study that would train in emulated bfloat16."""
-    device = params.compute.device
-    on_cpu = device == "cpu" or (device == "auto" and not cuda)
+    on_cpu = params.compute.device == "cpu" or (params.compute.device == "auto" and not cuda)
+    if native_bf16 or not on_cpu:
+        return []
     datasets = {d for grid in (*params.grids().values(), params.study) for d in grid.datasets}
-    return sorted(d for d in datasets if on_cpu and not native_bf16 and params.learn[d].train.precision == "bfloat16")
+    return sorted(d for d in datasets if params.learn[d].train.precision == "bfloat16")
 
 
 def main() -> None:
