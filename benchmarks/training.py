@@ -4,7 +4,8 @@
         --setting steps=300 --setting steps=200,precision=bfloat16
     python benchmarks/training.py --acquired data/runs/mnist/bald/0 --labels 500,1000 --setting steps=600
 
-Each ``--setting`` overrides fields of ``learn.mnist.train`` (params.yaml). By default, for every
+Each ``--setting`` overrides fields of ``learn.mnist.train`` (params.yaml) and the model's ``hidden``,
+``p_in`` and ``p_hidden`` of ``learn.mnist``. By default, for every
 labelled-set size and seed the set is the class-balanced one ``initial_indices`` draws. With
 ``--acquired <runs>/mnist/<strategy>/<seed>`` it is the set that run had labelled at that size (its
 initial set and the first acquired points, in order), the same for every seed: the seeds then vary
@@ -27,21 +28,29 @@ import pandas as pd
 import torch
 import typer
 
+from bal.config import Learn
 from bal.data import Split, initial_indices
 from bal.inference import evaluate
 from bal.loop import TrainSettings, fit
 from common import mnist_setup
 
 
-def parse_setting(text: str, base: TrainSettings) -> TrainSettings:
-    fields = {f.name: f.type for f in dataclasses.fields(TrainSettings)}
-    changes = {}
+MODEL_KEYS = {"hidden": int, "p_in": float, "p_hidden": float}  # the fields of ``Learn`` that shape the model
+
+
+def parse_setting(text: str, base: Learn) -> Learn:
+    """``base`` with each ``key=value`` of ``text`` set: a train setting or one of ``MODEL_KEYS``."""
+    types = {f.name: f.type for f in dataclasses.fields(TrainSettings)}
+    train, model = {}, {}
     for item in filter(None, text.split(",")):
         key, _, value = item.partition("=")
-        if key not in fields:
-            raise typer.BadParameter(f"{key} is not a train setting; known: {', '.join(fields)}")
-        changes[key] = value if fields[key] == "str" else (float(value) if fields[key] == "float" else int(value))
-    return dataclasses.replace(base, **changes)
+        if key in MODEL_KEYS:
+            model[key] = MODEL_KEYS[key](value)
+        elif key in types:
+            train[key] = value if types[key] == "str" else (float(value) if types[key] == "float" else int(value))
+        else:
+            raise typer.BadParameter(f"{key} is not a train setting or a model key; known: {', '.join([*types, *MODEL_KEYS])}")
+    return dataclasses.replace(base, train=dataclasses.replace(base.train, **train), **model)
 
 
 def acquired_sets(run: Path, initial_per_class: int, split: Split) -> Callable[[int], list[int]]:
@@ -57,7 +66,7 @@ def acquired_sets(run: Path, initial_per_class: int, split: Split) -> Callable[[
 
 
 def main(
-    setting: list[str] = typer.Option(["steps=300"], help="comma-separated overrides of learn.mnist.train"),
+    setting: list[str] = typer.Option(["steps=300"], help="comma-separated overrides of learn.mnist.train and the model"),
     labels: str = typer.Option("100,300,1000"),
     seeds: str = typer.Option("0,1"),
     acquired: Path | None = typer.Option(None, help="a learn run's folder: use the sets it labelled"),
@@ -72,15 +81,14 @@ def main(
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); {source}; "
           f"{judged_on} accuracy % per seed {seed_list}")
     print(f"{'setting':<40} {'labels':>6} {'accuracy per seed':>24} {'mean':>6} {'dropout off':>11} {'train s':>8}")
-    for text in setting:
-        train = parse_setting(text, learn.train)
+    for text, changed in [(text, parse_setting(text, learn)) for text in setting]:
         for n in (int(s) for s in labels.split(",")):
             accuracies, deterministic, seconds = [], [], []
             for seed in seed_list:
                 labelled = run_set(n) if run_set else initial_indices(split.pool_y, n // 10, seed=seed)
-                settings = dataclasses.replace(learn.loop_settings("random", seed, labelled, {}), train=train)
+                settings = changed.loop_settings("random", seed, labelled, {})
                 tic = time.perf_counter()
-                model, generator = fit(split, labelled, learn.make_model(split.kind, tuple(split.pool_x.shape[1:]), split.classes), settings, 0, torch.device("cpu"))
+                model, generator = fit(split, labelled, changed.make_model(split.kind, tuple(split.pool_x.shape[1:]), split.classes), settings, 0, torch.device("cpu"))
                 seconds.append(time.perf_counter() - tic)
                 accuracy, _, accuracy_dropout_off = evaluate(model, x, y, settings.test_samples, generator)
                 accuracies.append(100 * accuracy)

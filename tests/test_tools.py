@@ -15,7 +15,7 @@ def tool(name: str):
     return module
 
 
-results_tables, preflight = tool("results_tables"), tool("preflight")
+results_tables, preflight, grid_queue = tool("results_tables"), tool("preflight"), tool("grid_queue")
 
 
 def entry(auc: float, vs_random: float | None = None) -> dict:
@@ -47,3 +47,13 @@ def test_preflight_names_the_datasets_that_would_train_in_emulated_bf16():
     on_gpu = dataclasses.replace(params, compute=dataclasses.replace(params.compute, device="auto"))
     assert preflight.emulated_bf16(on_gpu, native_bf16=False, cuda=True) == []
     assert preflight.emulated_bf16(on_gpu, native_bf16=False, cuda=False) == bf16
+
+
+def test_grid_queue_orders_stale_stages_by_pattern_then_by_dvc_yaml_each_once():
+    stages = ["learn@mnist-bald-0", "learn@mnist-bald-1", "learn@mnist-random-0", "survey@fashion_mnist-bald-0",
+              "survey@fashion_mnist-bald-1", "aggregate"]
+    stale = set(stages) - {"learn@mnist-bald-0"}
+    patterns = ["survey@*-1", "*-[01]", "learn@mnist-bald-*"]
+    assert grid_queue.ordered(stages, stale, patterns) == [
+        "survey@fashion_mnist-bald-1", "learn@mnist-bald-1", "learn@mnist-random-0", "survey@fashion_mnist-bald-0",
+    ]
