@@ -1,11 +1,11 @@
-"""Test accuracy and training time of training settings on fixed MNIST labelled sets.
+"""Accuracy and training time of training and model settings on fixed MNIST labelled sets.
 
     python benchmarks/training.py --labels 100,300,1000 --seeds 0,1,2 \
         --setting steps=300 --setting steps=200,precision=bfloat16
     python benchmarks/training.py --acquired data/runs/mnist/bald/0 --labels 500,1000 --setting steps=600
 
-Each ``--setting`` overrides fields of ``learn.mnist.train`` (params.yaml) and the model's ``hidden``,
-``p_in`` and ``p_hidden`` of ``learn.mnist``. By default, for every
+Each ``--setting`` overrides fields of ``learn.mnist.train`` (params.yaml) and the model's widths
+and dropout rates (``hidden``, ``p_in``, ``p_hidden`` of ``learn.mnist``). By default, for every
 labelled-set size and seed the set is the class-balanced one ``initial_indices`` draws. With
 ``--acquired <runs>/mnist/<strategy>/<seed>`` it is the set that run had labelled at that size (its
 initial set and the first acquired points, in order), the same for every seed: the seeds then vary
@@ -49,7 +49,8 @@ def parse_setting(text: str, base: Learn) -> Learn:
         elif key in types:
             train[key] = value if types[key] == "str" else (float(value) if types[key] == "float" else int(value))
         else:
-            raise typer.BadParameter(f"{key} is not a train setting or a model key; known: {', '.join([*types, *MODEL_KEYS])}")
+            known = ", ".join([*types, *MODEL_KEYS])
+            raise typer.BadParameter(f"{key} is not a train setting or a model key; known: {known}")
     return dataclasses.replace(base, train=dataclasses.replace(base.train, **train), **model)
 
 
