@@ -82,7 +82,8 @@ def main(
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); {source}; "
           f"{judged_on} accuracy % per seed {seed_list}")
     print(f"{'setting':<40} {'labels':>6} {'accuracy per seed':>24} {'mean':>6} {'dropout off':>11} {'train s':>8}")
-    for text, changed in [(text, parse_setting(text, learn)) for text in setting]:
+    changes = [parse_setting(text, learn) for text in setting]  # every setting checked before any training
+    for text, changed in zip(setting, changes):
         for n in (int(s) for s in labels.split(",")):
             accuracies, deterministic, seconds = [], [], []
             for seed in seed_list:
