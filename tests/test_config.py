@@ -1,6 +1,7 @@
 import copy
 import dataclasses
 import math
+import types
 from pathlib import Path
 
 import pytest
@@ -9,10 +10,14 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bal.config import ConfigError, load_params
+import bal.config
+from bal.config import ConfigError, Learn, load_params
 from bal.data import Split
+from bal.loop import TrainSettings
 
-PARAMS = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+ROOT = Path(__file__).resolve().parents[1]
+
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
 def write(tmp_path, data):
@@ -213,6 +218,36 @@ def test_fuzzed_params_load_or_fail_with_config_error(tmp_path_factory, changes)
         assert str(err).count("\n") == 0 and str(err).endswith(".")
     else:
         honourable(params)
+
+
+# Every key a user may set, with the keys params.yaml leaves at their defaults (the fuzz draws only
+# the keys it holds, so it never sets train.patience, say).
+SETTABLE = sorted(set(LEAVES)
+                  | {f"learn.{d}.{f.name}" for d in PARAMS["learn"] for f in dataclasses.fields(Learn) if f.name != "train"}
+                  | {f"learn.{d}.train.{f.name}" for d in PARAMS["learn"] for f in dataclasses.fields(TrainSettings)})
+EDGE_VALUES = [None, True, 0, 1, -1, 2.5, math.inf, math.nan, "x", [], {"x": 1}]
+
+
+def test_every_settable_key_refuses_each_edge_value_it_cannot_honour(monkeypatch):
+    """Each settable key set to each edge value, one at a time: a one-sentence ConfigError, or a config
+    that ``honourable`` accepts. (The parsed mapping goes straight to the checks; YAML is not the subject.)"""
+    assert {"learn.mnist.train.patience", "learn.mnist.hidden", "learn.twomoons.train.precision"} <= set(SETTABLE)
+    wrongly_accepted = []
+    for key in SETTABLE:
+        for value in EDGE_VALUES:
+            data = with_change(key, value)
+            monkeypatch.setattr(bal.config, "yaml", types.SimpleNamespace(safe_load=lambda text: data,
+                                                                          YAMLError=yaml.YAMLError))
+            try:
+                params = load_params(ROOT / "params.yaml")
+            except ConfigError as err:
+                assert str(err).count("\n") == 0 and str(err).endswith("."), (key, value, str(err))
+            else:
+                try:
+                    honourable(params)
+                except AssertionError as err:
+                    wrongly_accepted.append((key, value, str(err)))
+    assert wrongly_accepted == []
 
 
 
