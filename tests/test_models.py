@@ -47,25 +47,27 @@ def test_log_probs_normalised():
 
 
 def test_evaluate_scores_the_mc_averaged_and_the_dropout_off_prediction():
-    """A model whose K samples give class 1 the logit +3 or -1, by whether the hidden dropout mask keeps its
-    one unit, and +1 with dropout off: both predictions are known in closed form."""
-    model = mlp((2,), 2, hidden=1, p_in=0.5, p_hidden=0.5)
+    """A model whose K samples give class 1 the logit +1.7 or -6.3, by whether the hidden dropout mask
+    (rate 0.25) keeps its one unit, and -0.3 with dropout off: both predictions are known in closed
+    form, and they disagree (the MC average says class 1, the deterministic net class 0)."""
+    model = mlp((2,), 2, hidden=1, p_in=0.5, p_hidden=0.25)
     with torch.no_grad():
         for layer in (model.trunk[0], model.head.fc1):
             layer.weight.zero_(), layer.bias.fill_(1.0)  # every hidden unit is 1 (before dropout)
-        model.head.fc2.weight.copy_(torch.tensor([[0.0], [2.0]]))  # class 1's logit: 2 x hidden - 1
-        model.head.fc2.bias.copy_(torch.tensor([0.0, -1.0]))
+        model.head.fc2.weight.copy_(torch.tensor([[0.0], [6.0]]))  # class 1's logit: 6 x hidden - 6.3
+        model.head.fc2.bias.copy_(torch.tensor([0.0, -6.3]))
     x = torch.zeros(8, 2)
     y = torch.tensor([1, 1, 1, 0, 0, 0, 0, 0])
     k = 64
     masks = model.head.draw_masks(k, torch.Generator().manual_seed(0))
-    kept = (masks[1][:, 0] > 0).double()  # kept: the unit is scaled to 2, logit 3; dropped: logit -1
-    p1 = (kept * torch.sigmoid(torch.tensor(3.0, dtype=torch.float64))
-          + (1 - kept) * torch.sigmoid(torch.tensor(-1.0, dtype=torch.float64))).mean().item()
+    kept = (masks[1][:, 0] > 0).double()  # kept: the unit is scaled to 4/3, logit 1.7; dropped: logit -6.3
+    p1 = (kept * torch.sigmoid(torch.tensor(1.7, dtype=torch.float64))
+          + (1 - kept) * torch.sigmoid(torch.tensor(-6.3, dtype=torch.float64))).mean().item()
+    assert p1 > 0.5
     accuracy, nll, accuracy_dropout_off = evaluate(model, x, y, k, torch.Generator().manual_seed(0))
-    assert accuracy == pytest.approx((y == int(p1 > 0.5)).double().mean().item())
+    assert accuracy == 3 / 8  # the MC average: class 1 everywhere
     assert nll == pytest.approx(-(3 * math.log(p1) + 5 * math.log(1 - p1)) / 8, rel=1e-5)
-    assert accuracy_dropout_off == 3 / 8  # logit 1 > 0: class 1 everywhere
+    assert accuracy_dropout_off == 5 / 8  # logit -0.3 < 0: class 0 everywhere
 
 
 @pytest.mark.parametrize("make_model", [gal_cnn, moons_mlp])  # gal_cnn's rates differ (0.25, 0.5): a swap shows
