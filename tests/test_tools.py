@@ -1,5 +1,6 @@
 import dataclasses
 import importlib.util
+import re
 from pathlib import Path
 
 from bal.config import load_params
@@ -57,3 +58,18 @@ def test_grid_queue_orders_stale_stages_by_pattern_then_by_dvc_yaml_each_once():
     assert grid_queue.ordered(stages, stale, patterns) == [
         "survey@fashion_mnist-bald-1", "learn@mnist-bald-1", "learn@mnist-random-0", "survey@fashion_mnist-bald-0",
     ]
+
+
+def test_every_committed_ablation_has_its_params_file_commit_and_command():
+    """Each run folder under data/ablations/ can be made again from the repository alone: its exact params
+    file, whose first line names the commit, and either the tool's command in the file or the row of
+    docs/ablations.md that gives it."""
+    recipes = (ROOT / "docs" / "ablations.md").read_text()
+    names = sorted(p.name for p in (ROOT / "data" / "ablations").iterdir() if p.is_dir())
+    assert names
+    for name in names:
+        head = (ROOT / "docs" / "ablations" / f"{name}.yaml").read_text().splitlines()[:2]
+        commit = re.search(r"commit ([0-9a-f]{10})\b", head[0])
+        assert head[0].startswith(f"# Ablation {name}") and commit, name
+        by_tool = head[1] == f"#   python tools/ablation.py {name}" or head[1].startswith(f"#   python tools/ablation.py {name} ")
+        assert by_tool or re.search(rf"^\| `{name}` \|.*\| `{commit.group(1)}` \|", recipes, re.MULTILINE), name
