@@ -236,7 +236,7 @@ def test_every_settable_key_refuses_each_edge_value_it_cannot_honour(monkeypatch
     for key in SETTABLE:
         for value in EDGE_VALUES:
             data = with_change(key, value)
-            monkeypatch.setattr(bal.config, "yaml", types.SimpleNamespace(safe_load=lambda text: data,
+            monkeypatch.setattr(bal.config, "yaml", types.SimpleNamespace(safe_load=lambda text, data=data: data,
                                                                           YAMLError=yaml.YAMLError))
             try:
                 params = load_params(ROOT / "params.yaml")
@@ -248,7 +248,6 @@ def test_every_settable_key_refuses_each_edge_value_it_cannot_honour(monkeypatch
                 except AssertionError as err:
                     wrongly_accepted.append((key, value, str(err)))
     assert wrongly_accepted == []
-
 
 
 def fake_split(pool, classes, kind="image", size=28, copies=1, dev=True):

@@ -71,5 +71,5 @@ def test_every_committed_ablation_has_its_params_file_commit_and_command():
         head = (ROOT / "docs" / "ablations" / f"{name}.yaml").read_text().splitlines()[:2]
         commit = re.search(r"commit ([0-9a-f]{10})\b", head[0])
         assert head[0].startswith(f"# Ablation {name}") and commit, name
-        by_tool = head[1] == f"#   python tools/ablation.py {name}" or head[1].startswith(f"#   python tools/ablation.py {name} ")
+        by_tool = f"{head[1]} ".startswith(f"#   python tools/ablation.py {name} ")
         assert by_tool or re.search(rf"^\| `{name}` \|.*\| `{commit.group(1)}` \|", recipes, re.MULTILINE), name
