@@ -1,6 +1,7 @@
 """The stage scripts as a user runs them: resume after SIGKILL, identical reruns, clean errors."""
 
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -129,6 +130,25 @@ def test_acquired_points_say_whether_the_batch_was_past_its_ceiling(work):
     acquired = pd.read_csv(work / "a" / "acquired.csv")
     assert list(acquired.columns) == ["round", "pool_index", "label", "score", "past_ceiling"]
     assert not acquired.past_ceiling.any()  # BALD's per-point scores have no joint ceiling
+
+
+def test_batchbald_warns_and_flags_each_pick_past_its_log_k_ceiling(work):
+    """K = 2 and batches of 20 on TwoMoons: BatchBALD's batches reach 0.9 log 2 nats. Each acquired point's
+    flag is its score (the batch's running joint mutual information) against 0.9 log K, and the log warns
+    once for each round with a flagged pick, naming the first."""
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["learn"]["twomoons"].update(mc_samples=2, acquisition_size=20, budget=84, p_in=0.5, p_hidden=0.5)
+    (work / "ceiling.yaml").write_text(yaml.safe_dump(params))
+    log = stage("learn", *learn_args("ceiling", strategy="batchbald", params="ceiling.yaml"), cwd=work).stdout
+    acquired = pd.read_csv(work / "ceiling" / "acquired.csv")
+    assert acquired.past_ceiling.tolist() == (acquired.score > 0.9 * math.log(2)).tolist()
+    acquired["pick"] = acquired.groupby("round").cumcount() + 1
+    first_flagged = acquired[acquired.past_ceiling].groupby("round").pick.min()
+    assert len(first_flagged) >= 1
+    warnings = [line for line in log.splitlines() if "warning" in line]
+    assert warnings == [f"[twomoons-batchbald-0] warning: round {r + 1}: from pick {pick} of 20 the batch's joint mutual "
+                        "information exceeds 0.9 log K (K = 2); later picks are Monte-Carlo noise, and only more samples "
+                        "(mc_samples) lift the ceiling" for r, pick in first_flagged.items()]
 
 
 def test_checkpoint_from_other_params_is_ignored(work):
