@@ -35,22 +35,20 @@ from bal.loop import TrainSettings, fit
 from common import mnist_setup
 
 
-MODEL_KEYS = {"hidden": int, "p_in": float, "p_hidden": float}  # the fields of ``Learn`` that shape the model
+MODEL_KEYS = ("hidden", "p_in", "p_hidden")  # the fields of ``Learn`` that shape the model
 
 
 def parse_setting(text: str, base: Learn) -> Learn:
     """``base`` with each ``key=value`` of ``text`` set: a train setting or one of ``MODEL_KEYS``."""
     types = {f.name: f.type for f in dataclasses.fields(TrainSettings)}
+    types |= {f.name: f.type for f in dataclasses.fields(Learn) if f.name in MODEL_KEYS}
     train, model = {}, {}
     for item in filter(None, text.split(",")):
         key, _, value = item.partition("=")
-        if key in MODEL_KEYS:
-            model[key] = MODEL_KEYS[key](value)
-        elif key in types:
-            train[key] = value if types[key] == "str" else (float(value) if types[key] == "float" else int(value))
-        else:
-            known = ", ".join([*types, *MODEL_KEYS])
-            raise typer.BadParameter(f"{key} is not a train setting or a model key; known: {known}")
+        if key not in types:
+            raise typer.BadParameter(f"{key} is not a train setting or a model key; known: {', '.join(types)}")
+        converted = value if types[key] == "str" else (float(value) if types[key] == "float" else int(value))
+        (model if key in MODEL_KEYS else train)[key] = converted
     return dataclasses.replace(base, train=dataclasses.replace(base.train, **train), **model)
 
 
