@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 import typer
 
-from bal.config import ConfigError, Params, load_params
-from bal.data import DataError
+from bal.config import Params, load_params
+from bal.errors import ConfigError, DataError
 
 
 def fails_cleanly(main):
@@ -38,10 +38,8 @@ def params_and_torch(params_path: Path) -> tuple[Params, torch.device]:
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # needed for deterministic CUDA matmuls
     torch.use_deterministic_algorithms(True)
     device = params.compute.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"compute.device = {device!r} but CUDA is not available here; use auto or cpu.")
+        raise ConfigError(f"compute.device = {device!r} but CUDA is not available here; use cpu.")
     return params, torch.device(device)
 
 

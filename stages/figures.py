@@ -15,12 +15,12 @@ import pandas as pd
 import torch
 import typer
 
-from bal.acquisition import bald, expected_entropy, max_entropy
 from bal.config import load_params
-from bal.data import initial_indices, load_prepared
-from bal.inference import mean_log_probs, predict_log_probs
+from bal.inference import predict_log_probs
+from bal.information import expected_entropy, mean_log_probs, mutual_information, predictive_entropy
 from bal.io import atomic_write_bytes
-from bal.loop import fit
+from bal.loop import fit, initial_indices
+from bal.prepared import load_prepared
 from bal.plotting import Panel, accuracy_table, acquired_classes, bald_terms, decision_maps, learning_curves, render
 from bal.results import BATCHBALD_2019, GAL_2017, acquired_per_class, read_runs
 from common import fails_cleanly
@@ -107,7 +107,8 @@ def twomoons_figures(params, runs: Path, prepared: Path, out: Path) -> None:
     for round_ in sorted({0, last // 3, last}):
         log_probs, labelled = grid_log_probs(strategy, round_)
         maps = {name: fn(log_probs).reshape(grid_x.shape).numpy()
-                for name, fn in (("entropy", max_entropy), ("expected_entropy", expected_entropy), ("bald", bald))}
+                for name, fn in (("entropy", predictive_entropy), ("expected_entropy", expected_entropy),
+                                 ("bald", mutual_information))}
         rows.append({"title": f"{strategy}, {len(labelled)} labels", "labelled": labelled, **maps})
     write(out, "twomoons_bald_terms", bald_terms(rows, grid_x, grid_y, pool_x))
 

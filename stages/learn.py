@@ -18,18 +18,19 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from bal.acquisition import CEILING_FRACTION, REGISTRY, past_ceiling
-from bal.config import ConfigError
-from bal.data import initial_indices, load_prepared
+from bal import strategies
+from bal.errors import ConfigError
 from bal.io import atomic_write_bytes, write_csv, write_json
-from bal.loop import LoopSettings, Round, run
+from bal.loop import LoopSettings, Round, initial_indices, run
+from bal.prepared import load_prepared
 from common import environment, fails_cleanly, params_and_torch
 
 app = typer.Typer(add_completion=False)
 
-ROUND_FIELDS = ["round", "n_labelled", "accuracy", "nll", "accuracy_dropout_off",
+ROUND_FIELDS = ["index", "n_labelled", "accuracy", "nll", "accuracy_dropout_off",
                 "train_seconds", "eval_seconds", "score_seconds", "select_seconds"]
 EVALUATED = {"accuracy", "nll", "accuracy_dropout_off"}  # columns named after the split: test_accuracy, dev_nll, ...
+COLUMNS = {"index": "round"}  # curve.csv's name of a Round field where it differs
 
 
 @app.command()
@@ -47,11 +48,11 @@ def main(
     params, device = params_and_torch(params_path)
     if dataset not in params.learn:
         raise ConfigError(f"--dataset {dataset!r} has no learn.{dataset} entry; datasets with one: {', '.join(params.learn)}.")
-    if strategy not in REGISTRY:
-        raise ConfigError(f"--strategy {strategy!r}: unknown strategy; known strategies: {', '.join(REGISTRY)}.")
+    if strategy not in strategies.names():
+        raise ConfigError(f"--strategy {strategy!r}: unknown strategy; known strategies: {', '.join(strategies.names())}.")
     learn = params.learn[dataset] if acquisition_size is None else params.study_learn(dataset, acquisition_size)
     split = load_prepared(prepared)
-    params.check_against_data(dataset, split)
+    params.check_run(dataset, strategy, learn, split, study=acquisition_size is not None)
     make_model = learn.make_model(split.kind, tuple(split.pool_x.shape[1:]), split.classes)
     initial = initial_indices(split.pool_y, learn.initial_per_class, seed)
     settings = learn.loop_settings(strategy, seed, initial, params.strategy_options(strategy))
@@ -63,24 +64,25 @@ def main(
     finished = _load_checkpoint(checkpoint, fingerprint)
     if finished:
         typer.echo(f"[{tag}] resuming after round {len(finished)} from {checkpoint}")
-    columns = [f"{learn.evaluate_on}_{name}" if name in EVALUATED else name for name in ROUND_FIELDS]
+    columns = [f"{learn.evaluate_on}_{name}" if name in EVALUATED else COLUMNS.get(name, name) for name in ROUND_FIELDS]
+    chosen = strategies.get(strategy)
     curve, acquired = [], []
     start, rounds_before = time.perf_counter(), len(finished)
     for r in itertools.chain(list(finished), run(split, make_model, settings, device, list(finished))):
-        if r.round >= rounds_before:
+        if r.index >= rounds_before:
             finished.append(r)
             _save_checkpoint(checkpoint, fingerprint, finished)
         curve.append([getattr(r, name) for name in ROUND_FIELDS])
-        ceiling = past_ceiling(strategy, r.scores, learn.mc_samples)
-        acquired += [(r.round, i, int(split.pool_y[i]), s, c) for i, s, c in zip(r.acquired, r.scores, ceiling)]
+        ceiling = strategies.past_ceiling(chosen, r.scores, learn.mc_samples)
+        acquired += [(r.index, i, int(split.pool_y[i]), s, c) for i, s, c in zip(r.acquired, r.scores, ceiling)]
         if any(ceiling):
-            typer.echo(f"[{tag}] warning: round {r.round + 1}: from pick {ceiling.index(True) + 1} of {len(ceiling)} the "
-                       f"batch's joint mutual information exceeds {CEILING_FRACTION} log K (K = {learn.mc_samples}); later picks are "
+            typer.echo(f"[{tag}] warning: round {r.index + 1}: from pick {ceiling.index(True) + 1} of {len(ceiling)} the "
+                       f"batch's joint mutual information exceeds {strategies.CEILING_FRACTION} log K (K = {learn.mc_samples}); later picks are "
                        "Monte-Carlo noise, and only more samples (mc_samples) lift the ceiling")
         elapsed = time.perf_counter() - start
-        eta = elapsed / max(r.round + 1 - rounds_before, 1) * (rounds_total - r.round - 1)
+        eta = elapsed / max(r.index + 1 - rounds_before, 1) * (rounds_total - r.index - 1)
         typer.echo(
-            f"[{tag}] round {r.round + 1}/{rounds_total}  labels {r.n_labelled}  {learn.evaluate_on} acc {r.accuracy:.4f}  "
+            f"[{tag}] round {r.index + 1}/{rounds_total}  labels {r.n_labelled}  {learn.evaluate_on} acc {r.accuracy:.4f}  "
             f"nll {r.nll:.3f}  (train {r.train_seconds:.1f}s eval {r.eval_seconds:.1f}s "
             f"score {r.score_seconds:.1f}s select {r.select_seconds:.2f}s)  ETA {eta / 60:.1f} min"
         )

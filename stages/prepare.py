@@ -11,8 +11,9 @@ from pathlib import Path
 
 import typer
 
-from bal.config import ConfigError, load_params
-from bal.data import prepare, save_prepared
+from bal.config import load_params
+from bal.prepared import save_prepared
+from bal.sources import prepare
 from common import fails_cleanly
 
 app = typer.Typer(add_completion=False)
@@ -21,18 +22,16 @@ app = typer.Typer(add_completion=False)
 @app.command()
 @fails_cleanly
 def main(
-    dataset: str = typer.Option(..., help="a name in prepare.datasets"),
+    dataset: str = typer.Option(..., help="a dataset of prepare or own"),
     out: Path = typer.Option(..., help="folder to write the prepared arrays to"),
     raw_root: Path = typer.Option(Path("data/raw"), help="where torchvision keeps downloaded files"),
     params_path: Path = typer.Option(Path("params.yaml"), "--params"),
 ) -> None:
     params = load_params(params_path)
-    if dataset not in params.prepare.entries:
-        raise ConfigError(f"--dataset {dataset!r} is not in prepare.datasets ({', '.join(params.prepare.datasets)}).")
-    entry = params.prepare.entries[dataset]
+    entry = params.dataset(dataset)
     local = {name: Path(os.environ[f"BAL_{name.upper()}_RAW"]) if os.environ.get(f"BAL_{name.upper()}_RAW") else None
              for name in ("mnist", "fashion_mnist")}
-    prepared = prepare(entry.source, entry.options, f"prepare.{dataset}", raw_root, local)
+    prepared = prepare(entry.source, entry.options, f"{params.datasets()[dataset]}.{dataset}", raw_root, local)
     save_prepared(prepared, out)
     sizes = ", ".join(f"{name} {len(prepared.arrays[f'{name}_y'])}" for name in ("pool", "val", "dev", "test")
                       if f"{name}_y" in prepared.arrays)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import typer
 
-from bal.acquisition import get_strategy
+from bal import strategies
 from bal.config import load_params
-from bal.data import load_prepared
+from bal.prepared import load_prepared
 from bal.io import atomic_write_bytes, write_json
 from bal.plotting import curves_by_size, render
 from bal.results import BATCHBALD_2019, ceiling_picks, copies_acquired, read_runs, summarise
@@ -47,7 +47,7 @@ def main(
                 entry = summary[dataset][f"b{size}"][strategy]
                 if split.copies > 1:
                     entry["copies_acquired"] = statistics.fmean(copies_acquired(t, n_originals) for t in by_seed.values())
-                if get_strategy(strategy).joint_scores:
+                if strategies.get(strategy).joint_scores:
                     entry.update(ceiling_picks(list(by_seed.values())))
         references = BATCHBALD_2019 if dataset == "mnist" else None
         title = f"{dataset}: test accuracy vs labelled samples" + (" (hollow: BatchBALD paper)" if references else "")

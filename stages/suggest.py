@@ -14,12 +14,13 @@ import pandas as pd
 import torch
 import typer
 
-from bal.acquisition import get_strategy, select
-from bal.config import ConfigError
-from bal.data import load_prepared
-from bal.inference import mean_log_probs, predict_log_probs
+from bal import strategies
+from bal.errors import ConfigError
+from bal.inference import predict_log_probs
+from bal.information import mean_log_probs
 from bal.io import write_csv
 from bal.loop import fit, pool_inputs
+from bal.prepared import load_prepared
 from common import fails_cleanly, params_and_torch
 
 app = typer.Typer(add_completion=False)
@@ -37,7 +38,7 @@ def main(
     params, device = params_and_torch(params_path)
     if dataset not in params.suggest:
         raise ConfigError(f"--dataset {dataset!r} has no suggest.{dataset} entry.")
-    strategy, learn = get_strategy(params.suggest[dataset].strategy), params.learn[dataset]
+    strategy, learn = strategies.get(params.suggest[dataset].strategy), params.learn[dataset]
     split = load_prepared(prepared)
     if split.unlabelled_x is None:
         raise ConfigError(f"suggest.{dataset}: {dataset} has no unlabelled items (an image folder's path/unlabelled/, "
@@ -51,7 +52,7 @@ def main(
     input_options, selector_options = strategy.split_options(options)
     pool = pool_inputs(model, split.unlabelled_x, everything_U, everything_U, strategy, input_options, settings, generator)
     size = min(learn.acquisition_size, pool.size)
-    batch = select(strategy.name, pool, size, generator=generator, **selector_options)
+    batch = strategies.select(strategy.name, pool, size, generator=generator, **selector_options)
     predictive_B_C = mean_log_probs(predict_log_probs(model, split.unlabelled_x[batch.indices], settings.test_samples,
                                                       generator)).exp()
     probability_B, predicted_B = predictive_B_C.max(dim=1)

@@ -1,5 +1,12 @@
 """params.yaml -> frozen dataclasses, checked before any work starts.
 
+This module holds the pipeline's own settings (the grids, compute, learn, suggest, report) and
+composes the ones that belong to a strategy or a data source: ``options.<strategy>`` is read by
+that strategy's ``Options`` (bal.strategies.<name>) and ``prepare.<dataset>`` / ``own.<dataset>``
+by its source's (bal.sources.<source>), each imported only when asked for, so that a stage
+imports (and DVC tracks) the code of its own strategy or source alone. :func:`check_all` imports
+them all: ``make repro`` runs it before DVC starts.
+
 Unknown keys, wrong types and out-of-range values raise :class:`ConfigError` with one
 sentence naming the key, the value and what is allowed.
 """
@@ -17,16 +24,10 @@ from pathlib import Path
 import torch
 import yaml
 
-from bal.acquisition import REGISTRY
-from bal.data import SOURCES
-from bal.joint_entropy import CONFIGURATION_MEMORY, max_configurations_bound
+from bal import strategies
+from bal.errors import ConfigError, Invalid
 from bal.loop import LoopSettings, TrainSettings
 from bal.models import INITS, MIN_IMAGE_SIZE, MODELS
-
-
-class ConfigError(Exception):
-    """A bad value in params.yaml."""
-
 
 # A list that may be empty (a grid without datasets has no stages); every other list must not be.
 MaybeEmpty = typing.Annotated[list[str], "may be empty"]
@@ -44,6 +45,10 @@ class Run:
 # The grids of learn runs: ``run`` (stages learn@<dataset>-<strategy>-<seed>) and ``survey`` (stages
 # survey@..., a smaller grid for more datasets); both write data/runs/<dataset>/<strategy>/<seed>.
 GRIDS = ("run", "survey")
+# The groups of datasets: built-in sources (stages prepare@<dataset>) and your own files (prepare_own@<dataset>,
+# each depending on its own path).
+DATASET_GROUPS = ("prepare", "own")
+DEVICES = "cpu, cuda or cuda:N"
 
 
 @dataclass(frozen=True)
@@ -51,51 +56,17 @@ class Compute:
     """Where a run executes. It changes results (float rounding differs between thread counts and
     devices), so the learn stages depend on it and each run records its environment."""
 
-    device: str = "cpu"  # cpu, cuda, cuda:N, or auto (CUDA when present, else CPU)
+    device: str = "cpu"  # cpu, cuda or cuda:N: named, so that a CPU and a CUDA run never share a param value
     threads: int = 1  # torch threads per stage; run stages side by side rather than one with many threads
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """One ``prepare.<dataset>`` entry: its source (bal.data.SOURCES) and that source's options."""
+    """One ``prepare.<dataset>`` or ``own.<dataset>`` entry: its source (a module of bal.sources) and
+    that source's options."""
 
     source: str
     options: object
-
-
-@dataclass(frozen=True)
-class Prepare:
-    datasets: list[str]  # the prepared folders: every dataset of run, survey and study
-    entries: dict[str, Dataset]
-
-
-@dataclass(frozen=True)
-class NoOptions:
-    """A strategy without settings: ``{}`` in params.yaml."""
-
-
-@dataclass(frozen=True)
-class BatchBaldOptions:
-    max_configurations: int = 10_000  # exact joint entropy while C^n <= this, else this many samples
-
-
-@dataclass(frozen=True)
-class StochasticOptions:
-    beta: float = 1.0  # sampling weight: BALD^beta, exp(beta * BALD), entropy^beta
-
-
-@dataclass(frozen=True)
-class EpigOptions:
-    targets: int = 100  # target inputs drawn from the unlabelled pool each round (the EPIG paper's pool setting)
-
-
-OPTIONS = {"batchbald": BatchBaldOptions, "power_bald": StochasticOptions, "softmax_bald": StochasticOptions,
-           "power_entropy": StochasticOptions, "epig": EpigOptions}
-# ``options.<strategy>`` for every registered strategy, all required: each strategy's stages depend on
-# its own entry (dvc.yaml), which DVC needs to find in params.yaml.
-StrategyOptions = dataclasses.make_dataclass(
-    "StrategyOptions", [(name, OPTIONS.get(name, NoOptions)) for name in REGISTRY], frozen=True
-)
 
 
 @dataclass(frozen=True)
@@ -126,11 +97,16 @@ class Learn:
         )
 
 
+# The keys of learn.<dataset> that a study stage reads: all but the two the study sets itself. dvc.yaml
+# lists them as its params (tests/test_stages.py compares the two), so they must be written out.
+STUDY_SETS = ("acquisition_size", "budget")
+STUDY_LEARN_KEYS = tuple(f.name for f in dataclasses.fields(Learn) if f.name not in STUDY_SETS)
+
+
 @dataclass(frozen=True)
 class Study:
     """The acquisition-size study: every dataset x strategy x acquisition size x seed, each run to
-    ``budget`` labels with the rest of ``learn.<dataset>`` (every key of which but ``budget`` and
-    ``acquisition_size`` is a DVC dependency of its stages, so it must be written out: STUDY_LEARN_KEYS)."""
+    ``budget`` labels with the rest of ``learn.<dataset>`` (STUDY_LEARN_KEYS)."""
 
     datasets: MaybeEmpty
     strategies: list[str]
@@ -143,7 +119,7 @@ class Study:
 class Suggest:
     """``suggest.<dataset>``: rank that dataset's unlabelled items with ``strategy``."""
 
-    strategy: str = "bald"
+    strategy: str  # no default: dvc.yaml reads it to name the stage's options dependency
 
 
 PREDICTIONS = ("dropout_off", "mc")
@@ -165,10 +141,11 @@ class Report:
 class Params:
     run: Run
     compute: Compute
-    prepare: Prepare
+    prepare: dict[str, dict]  # each entry as written; :meth:`dataset` reads it with its source's options
     learn: dict[str, Learn]
     study: Study
-    options: StrategyOptions
+    options: dict[str, dict]  # each entry as written; :meth:`strategy_options` reads it with its strategy's
+    own: dict[str, dict] = field(default_factory=dict)
     suggest: dict[str, Suggest] = field(default_factory=dict)
     report: Report = field(default_factory=Report)
     survey: Run = field(default_factory=lambda: Run([], [], []))
@@ -177,9 +154,35 @@ class Params:
         """The learn grids by their params key (GRIDS)."""
         return {name: getattr(self, name) for name in GRIDS}
 
+    def datasets(self) -> dict[str, str]:
+        """Every prepared dataset's name, with the params key of its group (DATASET_GROUPS)."""
+        return {name: group for group in DATASET_GROUPS for name in getattr(self, group)}
+
+    def dataset(self, name: str) -> Dataset:
+        """``prepare.<name>`` or ``own.<name>``, read with its source's options (importing that source)."""
+        from bal import sources  # only here: a learn stage reads prepared folders, never a source
+
+        group = self.datasets().get(name)
+        if group is None:
+            raise ConfigError(f"dataset {name!r} is in neither prepare nor own; datasets: {', '.join(self.datasets())}.")
+        key, entry = f"{group}.{name}", getattr(self, group)[name]
+        source = entry.get("source")
+        known = [s for s in sources.names() if getattr(sources.get(s), "FILES", False) == (group == "own")]
+        if source not in known:
+            raise ConfigError(f"{key}.source = {source!r}: must be one of {', '.join(known)}"
+                              + (" (your own files go under own)" if group == "prepare" else
+                                 " (built-in sources go under prepare)") + ".")
+        return Dataset(source, _build(sources.get(source).Options, {k: v for k, v in entry.items() if k != "source"}, key))
+
     def strategy_options(self, strategy: str) -> dict:
-        """``options.<strategy>`` as keyword arguments of its selector."""
-        return dataclasses.asdict(getattr(self.options, strategy))
+        """``options.<strategy>`` read with its strategy's options dataclass, as keyword arguments."""
+        return dataclasses.asdict(self._strategy_options(strategies.get(strategy)))
+
+    def _strategy_options(self, strategy: strategies.Strategy):
+        if strategy.name not in self.options:
+            raise ConfigError(f"options.{strategy.name} is missing; every strategy needs its entry ({{}} for none), "
+                              "which its stages depend on.")
+        return _build(strategy.options, self.options[strategy.name], f"options.{strategy.name}")
 
     def study_learn(self, dataset: str, acquisition_size: int) -> Learn:
         """``learn.<dataset>`` with one of the study's acquisition sizes and the study's budget."""
@@ -188,21 +191,11 @@ class Params:
                               f"{self.study.acquisition_sizes}.")
         return dataclasses.replace(self.learn[dataset], acquisition_size=acquisition_size, budget=self.study.budget)
 
-    def check_against_data(self, dataset: str, split) -> None:
-        """The checks that need the prepared data (``split``, a bal.data.Split): for every learn and
-        study run of ``dataset``, the budget fits the pool, and so on."""
-        runs = [(self.learn[dataset], grid.strategies, None, None) for grid in self.grids().values()
-                if dataset in grid.datasets]
-        if dataset in self.study.datasets:
-            runs += [(self.study_learn(dataset, size), self.study.strategies, "study.acquisition_sizes", "study.budget")
-                     for size in self.study.acquisition_sizes]
-        for learn, strategies, size_key, budget_key in runs:
-            _check_data(self, dataset, learn, strategies, split, size_key, budget_key)
-
-
-# The keys of learn.<dataset> that the study stages read (dvc.yaml lists them as their params).
-STUDY_LEARN_KEYS = ("model", "initial_per_class", "mc_samples", "test_mc_samples", "pool_subset", "train", "init",
-                    "evaluate_on")
+    def check_run(self, dataset: str, strategy: str, learn: Learn, split, study: bool = False) -> None:
+        """The checks of one run of ``strategy`` on ``dataset`` with ``learn`` (``learn.<dataset>``, or with
+        ``study`` its study variant) that need the prepared ``split`` (a bal.prepared.Split)."""
+        keys = ("study.acquisition_sizes", "study.budget") if study else (None, None)
+        _check_data(self, dataset, learn, strategies.get(strategy), split, *keys)
 
 
 def _type_name(tp) -> str:
@@ -234,6 +227,8 @@ def _convert(value, tp, key: str):
         if not isinstance(value, list) or not value:
             raise ConfigError(f"{key} = {value!r}: must be a non-empty list of {_type_name(inner)}.")
         return [_convert(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is dict and not isinstance(value, dict):
+        raise ConfigError(f"{key} = {value!r}: must be a mapping of its settings ({{}} for none).")
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp in (int, float, str, bool) and (type(value) is not tp):
@@ -259,7 +254,10 @@ def _build(cls, data, key: str):
             values[f.name] = _convert(data[f.name], hints[f.name], f"{prefix}{f.name}")
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{prefix}{f.name} is missing.")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except Invalid as err:  # the dataclass checked its own values
+        raise ConfigError(f"{prefix}{err.field} = {err.value!r}: {err.allowed}.") from None
 
 
 def _require(ok: bool, key: str, value, allowed: str) -> None:
@@ -280,15 +278,20 @@ def _check_seeds(key: str, seeds: list[int]) -> None:
 
 
 def _check(params: Params, data: dict) -> None:
-    """Every check across keys that needs no data; ``data`` is params.yaml as read, for what must be
-    written out."""
-    study, prepared = params.study, params.prepare.datasets
+    """Every check across keys that needs neither data nor a strategy's or source's module; ``data`` is
+    params.yaml as read, for what must be written out."""
+    study, known = params.study, list(params.datasets())
     grids = {**params.grids(), "study": study}
-    _require(len(set(prepared)) == len(prepared), "prepare.datasets", prepared, "names must not repeat")
+    twice = sorted(set(params.prepare) & set(params.own))
+    _require(not twice, f"own.{twice[0]}" if twice else "own", "...", "is in prepare too; a dataset has one entry")
+    names = strategies.names()
     for name, grid in grids.items():
-        _check_names(f"{name}.datasets", grid.datasets, prepared, "must also be in prepare.datasets, which prepares it")
-        _check_names(f"{name}.strategies", grid.strategies, list(REGISTRY))
+        _check_names(f"{name}.datasets", grid.datasets, known, "must have an entry under prepare or own, which prepares it")
+        _check_names(f"{name}.strategies", grid.strategies, names)
         _check_seeds(f"{name}.seeds", grid.seeds)
+    unknown = sorted(set(params.options) - set(names))
+    _require(not unknown, f"options.{unknown[0]}" if unknown else "options", "{...}",
+             f"not a strategy; strategies: {', '.join(names)}")
     twice = set(params.run.datasets) & set(params.survey.datasets)
     _require(not twice, "survey.datasets", sorted(twice)[0] if twice else None,
              "is in run.datasets too; a dataset's runs belong to one grid (both write data/runs/<dataset>)")
@@ -304,56 +307,25 @@ def _check(params: Params, data: dict) -> None:
                               "stages depend on that key, so write it out (null for the default).")
     _require(len(set(study.acquisition_sizes)) == len(study.acquisition_sizes), "study.acquisition_sizes",
              study.acquisition_sizes, "sizes must not repeat")
-    _require(params.compute.device in ("auto", "cpu", "cuda") or params.compute.device.startswith("cuda:"),
-             "compute.device", params.compute.device, "must be auto, cpu, cuda or cuda:N")
+    _require(params.compute.device in ("cpu", "cuda") or params.compute.device.startswith("cuda:"),
+             "compute.device", params.compute.device, f"must be {DEVICES}: results depend on the device, so name it")
     _require(params.report.prediction in PREDICTIONS, "report.prediction", params.report.prediction,
              f"must be one of {', '.join(PREDICTIONS)}")
     _require(params.compute.threads >= 1, "compute.threads", params.compute.threads, "must be at least 1")
-
-    for name, option in vars(params.options).items():
-        if isinstance(option, StochasticOptions):
-            _require(option.beta >= 0, f"options.{name}.beta", option.beta, "must be non-negative")
-    _require(params.options.batchbald.max_configurations >= 1, "options.batchbald.max_configurations",
-             params.options.batchbald.max_configurations, "must be at least 1")
-    _require(params.options.epig.targets >= 1, "options.epig.targets", params.options.epig.targets, "must be at least 1")
-
     for name, suggest in params.suggest.items():
-        _require(name in prepared and name in params.learn, f"suggest.{name}", suggest,
-                 f"{name} must be in prepare.datasets and have a learn.{name} entry")
-        _check_names(f"suggest.{name}.strategy", [suggest.strategy], list(REGISTRY))
-    strategies = list(dict.fromkeys(s for grid in grids.values() for s in grid.strategies))
+        _require(name in known and name in params.learn, f"suggest.{name}", suggest,
+                 f"{name} must have an entry under prepare or own, and a learn.{name} entry")
+        _check_names(f"suggest.{name}.strategy", [suggest.strategy], names)
     for name, learn in params.learn.items():
-        _check_learn(learn, f"learn.{name}", strategies)
+        _check_learn(learn, f"learn.{name}")
     for dataset in study.datasets:
         for size in study.acquisition_sizes:
             _require(size >= 1, "study.acquisition_sizes", size, "must be at least 1")
         _require(study.budget >= 1, "study.budget", study.budget, "must be at least 1")
 
 
-def _check_source(key: str, options) -> None:
-    """The settings of one prepare.<dataset> that need no data: counts and seeds in range."""
-    for f in dataclasses.fields(options):
-        value, name = getattr(options, f.name), f"{key}.{f.name}"
-        if f.name in ("n_validation", "n_pool", "n_test", "repeats"):
-            _require(value >= 1, name, value, "must be at least 1")
-        elif f.name == "channels":
-            _require(value in (1, 3), name, value, "must be 1 (grey) or 3 (RGB)")
-        elif f.name == "size":
-            _require(value is None or value >= 1, name, value, "must be null (keep the images' size) or a number of pixels")
-        elif f.name == "rare_keep":
-            _require(0 < value <= 1, name, value, "must be a fraction in (0, 1]")
-        elif f.name == "rare_classes":
-            for c in value or ():
-                _require(0 <= c <= 9, name, c, "must be classes 0 to 9")
-        elif f.name == "of":
-            _require(value in ("mnist", "fashion_mnist"), name, value, "repeated copies the pool of mnist or fashion_mnist")
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            _require(value >= 0, name, value, "must be non-negative")
-
-
-def _check_learn(learn: Learn, key: str, strategies: list[str]) -> None:
-    """The checks of one ``learn.<dataset>`` that need no data."""
-    needs_samples = [s for s in strategies if REGISTRY[s].needs_samples]
+def _check_learn(learn: Learn, key: str) -> None:
+    """The checks of one ``learn.<dataset>`` that need neither data nor strategies."""
     _require(learn.model == "auto" or learn.model in MODELS, f"{key}.model", learn.model,
              f"must be auto (a CNN for images, an MLP for tables) or one of {', '.join(MODELS)}")
     _require(learn.init in INITS, f"{key}.init", learn.init, f"must be one of {', '.join(INITS)}")
@@ -362,8 +334,7 @@ def _check_learn(learn: Learn, key: str, strategies: list[str]) -> None:
         _require(getattr(learn, name) >= 1, f"{key}.{name}", getattr(learn, name), "must be at least 1")
     for name in ("p_in", "p_hidden"):
         _require(0 <= getattr(learn, name) < 1, f"{key}.{name}", getattr(learn, name), "must be a dropout rate in [0, 1)")
-    _require(learn.mc_samples >= (2 if needs_samples else 1), f"{key}.mc_samples", learn.mc_samples,
-             f"must be at least 2 for {', '.join(needs_samples)}" if needs_samples else "must be at least 1")
+    _require(learn.mc_samples >= 1, f"{key}.mc_samples", learn.mc_samples, "must be at least 1")
     if learn.test_mc_samples is not None:
         _require(learn.test_mc_samples >= 1, f"{key}.test_mc_samples", learn.test_mc_samples,
                  "must be null (same as mc_samples) or at least 1")
@@ -386,12 +357,14 @@ def _check_learn(learn: Learn, key: str, strategies: list[str]) -> None:
 
 
 def _check_data(
-    params: Params, dataset: str, learn: Learn, strategies: list[str], split, size_key: str | None, budget_key: str | None,
+    params: Params, dataset: str, learn: Learn, strategy: strategies.Strategy, split, size_key: str | None,
+    budget_key: str | None,
 ) -> None:
-    """The checks of one learn or study run of ``dataset`` against its prepared ``split``."""
+    """The checks of one learn or study run of ``strategy`` on ``dataset`` against its prepared ``split``."""
     key = f"learn.{dataset}"
     size_key, budget_key = size_key or f"{key}.acquisition_size", budget_key or f"{key}.budget"
     pool, classes = len(split.pool_y), split.classes
+    _check_samples(learn, key, [strategy])
     counts = torch.bincount(split.pool_y, minlength=classes)
     fewest = int(counts.argmin())
     _require(learn.initial_per_class <= counts[fewest], f"{key}.initial_per_class", learn.initial_per_class,
@@ -400,13 +373,14 @@ def _check_data(
     _require(learn.budget > initial, budget_key, learn.budget,
              f"must exceed the initial labelled set of {dataset} ({initial} = initial_per_class x {classes} classes)")
     _require(learn.budget <= pool, budget_key, learn.budget, f"must not exceed the {dataset} pool ({pool} points)")
+    entry = f"{params.datasets().get(dataset, 'prepare')}.{dataset}"
     _require(learn.evaluate_on == "test" or split.dev_x is not None, f"{key}.evaluate_on", learn.evaluate_on,
-             f"must be test: {dataset} has no dev split (prepare.{dataset}.n_dev)")
+             f"must be test: {dataset} has no dev split ({entry}.n_dev)")
     if split.kind == "image" and (learn.model == "cnn" or learn.model == "auto"):
         height, width = split.pool_x.shape[-2:]
         _require(min(height, width) >= MIN_IMAGE_SIZE, f"{key}.model", learn.model,
                  f"the CNN needs images of at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE} and {dataset}'s are "
-                 f"{width}x{height}: set prepare.{dataset}.size, or model: mlp")
+                 f"{width}x{height}: set {entry}.size, or model: mlp")
     if learn.model == "mlp" and split.kind == "image":
         raise ConfigError(f"{key}.model = 'mlp': {dataset} holds images; use auto or cnn.")
     if learn.pool_subset is not None:
@@ -414,41 +388,20 @@ def _check_data(
         _require(low <= learn.pool_subset <= pool, f"{key}.pool_subset", learn.pool_subset,
                  f"must be null or between {low} ({size_key.rsplit('.', 1)[-1]} {learn.acquisition_size} x "
                  f"{split.copies} copies of each original) and the pool ({pool} points)")
-    if "epig" in strategies:
-        targets, most = params.options.epig.targets, pool - learn.budget
-        _require(targets <= most, "options.epig.targets", targets,
-                 f"must be at most the {most} points the {dataset} pool still holds at the budget ({budget_key})")
-    if "batchbald" in strategies:
-        configurations = params.options.batchbald.max_configurations
-        bound = max_configurations_bound(learn.mc_samples, classes)
-        _require(configurations <= bound, "options.batchbald.max_configurations", configurations,
-                 f"must be at most {bound} for {key} (K = {learn.mc_samples} samples, C = {classes} "
-                 f"classes), or its configuration tables outgrow {CONFIGURATION_MEMORY // 2**30} GiB")
+    if strategy.check_run is not None:
+        strategy.check_run(params._strategy_options(strategy),
+                           strategies.Run(dataset, pool, learn.budget, budget_key, learn.mc_samples, classes))
 
 
-def _build_prepare(data) -> Prepare:
-    """``prepare``: the list of datasets, and one entry per dataset, read with its source's options."""
-    if not isinstance(data, dict) or "datasets" not in data:
-        raise ConfigError("prepare must be a mapping with datasets (a list of names) and one entry per dataset.")
-    datasets = _convert(data["datasets"], list[str], "prepare.datasets")
-    entries = {}
-    for name in [*datasets, *(n for n in data if n != "datasets" and n not in datasets)]:  # unlisted: checked, not prepared
-        key = f"prepare.{name}"
-        entry = data.get(name, {} if name in SOURCES else None)
-        if not isinstance(entry, dict):
-            raise ConfigError(f"{key} is missing; prepare.datasets holds {name}, so give it an entry with a source "
-                              f"({', '.join(SOURCES)}).")
-        source = entry.get("source", name)
-        if not isinstance(source, str) or source not in SOURCES:
-            raise ConfigError(f"{key}.source = {source!r}: unknown source; known: {', '.join(SOURCES)}.")
-        options = _build(SOURCES[source].options, {k: v for k, v in entry.items() if k != "source"}, key)
-        _check_source(key, options)
-        entries[name] = Dataset(source, options)
-    return Prepare(datasets, entries)
+def _check_samples(learn: Learn, key: str, grid: list[strategies.Strategy]) -> None:
+    """mc_samples against the strategies that are meaningless with one sample."""
+    needs = [s.name for s in grid if s.needs_samples]
+    _require(learn.mc_samples >= 2 or not needs, f"{key}.mc_samples", learn.mc_samples,
+             f"must be at least 2 for {', '.join(needs)}")
 
 
 def load_params(path: Path) -> Params:
-    """Read and check params.yaml."""
+    """Read params.yaml and make the checks that need no data and no strategy's or source's module."""
     try:
         data = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:
@@ -457,8 +410,22 @@ def load_params(path: Path) -> Params:
         raise ConfigError(f"{path} is not valid YAML ({str(err).splitlines()[0]}).") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must be a mapping with keys run, compute, prepare, learn, study, options.")
-    prepare = _build_prepare(data.get("prepare"))
-    params = _build(Params, {**data, "prepare": {"datasets": prepare.datasets, "entries": {}}}, "")
-    params = dataclasses.replace(params, prepare=prepare)
+    params = _build(Params, data, "")
     _check(params, data)
     return params
+
+
+def check_all(params: Params) -> None:
+    """Every check that needs a strategy's or a source's module, for every strategy and dataset in
+    params.yaml: what ``make repro`` runs before DVC starts, so that no stage fails on a bad entry."""
+    grids = {**params.grids(), "study": params.study}
+    for name in strategies.names():
+        params.strategy_options(name)
+    for name in params.datasets():
+        params.dataset(name)
+    for grid in grids.values():
+        chosen = [strategies.get(s) for s in grid.strategies]
+        for dataset in grid.datasets:
+            _check_samples(params.learn[dataset], f"learn.{dataset}", chosen)
+    for name, suggest in params.suggest.items():
+        _check_samples(params.learn[name], f"learn.{name}", [strategies.get(suggest.strategy)])

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
+from bal.information import mean_log_probs
 from bal.models import McDropoutNet
 
 
@@ -81,11 +81,6 @@ def predict_log_probs_naive(
             chunks.append(torch.log_softmax(head.fc2(hidden_N_H * mask_hidden_H), dim=-1).cpu())
         per_sample.append(torch.cat(chunks))
     return torch.stack(per_sample, dim=1)
-
-
-def mean_log_probs(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
-    """Log of the predictive distribution, log mean_k p_k, as ``log_probs_N_C``."""
-    return torch.logsumexp(log_probs_N_K_C, dim=1) - math.log(log_probs_N_K_C.shape[1])
 
 
 def evaluate(

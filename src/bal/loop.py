@@ -16,8 +16,9 @@ from typing import Callable, Iterator
 
 import torch
 
-from bal.acquisition import PoolInputs, Strategy, get_strategy, select
-from bal.data import Split
+from bal.errors import DataError
+from bal.prepared import Split
+from bal.strategies import PoolInputs, Strategy, get, select
 from bal.inference import evaluate, predict
 from bal.models import INITS, McDropoutNet
 
@@ -60,7 +61,7 @@ class Round:
     """One finished round: the model trained on ``n_labelled`` labels, evaluated on the
     ``evaluate_on`` split (MC-averaged, and with dropout off), then what it acquired."""
 
-    round: int
+    index: int  # 0 for the initial labelled set
     n_labelled: int
     accuracy: float
     nll: float
@@ -119,6 +120,19 @@ def pool_inputs(
         fields["dropout_off_probs_N_C"] = prediction.dropout_off_log_probs_N_C[:n].exp()
         fields["features_N_H"] = prediction.features_N_H[:n]
     return PoolInputs(n, **fields)
+
+
+def initial_indices(pool_y: torch.Tensor, per_class: int, seed: int) -> list[int]:
+    """A class-balanced random labelled set, ``per_class`` points of each class; depends only on the seed."""
+    generator = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(pool_y), generator=generator)
+    chosen = []
+    for c in range(int(pool_y.max()) + 1):
+        of_class = perm[pool_y[perm] == c]
+        if len(of_class) < per_class:
+            raise DataError(f"class {c} has only {len(of_class)} pool points, fewer than initial_per_class={per_class}.")
+        chosen += of_class[:per_class].tolist()
+    return chosen
 
 
 def round_generator(seed: int, round_: int) -> torch.Generator:
@@ -209,7 +223,7 @@ def run(
     """
     if finished and finished[-1].n_labelled >= settings.budget:
         return
-    strategy = get_strategy(settings.strategy)
+    strategy = get(settings.strategy)
     input_options, options = strategy.split_options(settings.strategy_options)
     labelled = list(settings.initial)
     for done in finished:

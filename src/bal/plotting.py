@@ -16,23 +16,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bal.acquisition import REGISTRY  # noqa: E402
+from bal import strategies  # noqa: E402
 
 plt.rcParams.update({"svg.hashsalt": "bal", "font.size": 9, "axes.titlesize": 9, "legend.fontsize": 8})
 
-# One colour and marker per strategy, by its place in the registry, in every figure (Okabe-Ito and
-# Tol colours, distinguishable with the common colour-vision deficiencies; the two pale ones go to
-# the strategies no committed grid runs). .dvc/plots/strategies.json maps the same names to the same
-# colours for `dvc plots show`.
-PALETTE = ["#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#882255", "#44AA99",
-           "#DDCC77", "#F0E442", "#332288", "#999999"]
-MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "p", "<", ">", "d"]
 
 
 def style(strategy: str) -> tuple[str, str]:
-    """(colour, marker) of ``strategy``: the same in every figure."""
-    i = list(REGISTRY).index(strategy)
-    return PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]
+    """(colour, marker) of ``strategy``, declared in its own module: the same in every figure, whatever
+    other strategies exist (.dvc/plots/strategies.json maps the same names to the same colours)."""
+    chosen = strategies.get(strategy)
+    return chosen.colour, chosen.marker
 
 
 def render(fig: plt.Figure) -> dict[str, bytes]:

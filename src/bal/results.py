@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bal.data import DataError
+from bal.errors import DataError
 
 THRESHOLDS = (0.80, 0.85, 0.90, 0.95, 0.97)  # 80% and 85% for harder data (Fashion-MNIST)
 BASELINES = ("random", "bald")  # every strategy is compared with these, seed by seed

@@ -1,4 +1,5 @@
-"""Joint entropy of the labels of a batch, for BatchBALD (Kirsch, van Amersfoort & Gal 2019).
+"""BatchBALD (Kirsch, van Amersfoort & Gal 2019): greedily add the point that maximises the joint
+mutual information I[y_1..y_n; w] of the batch's labels with the weights.
 
 The chosen points' label configurations are represented by ``probs_K_M``: for each MC sample k
 and configuration m of the chosen labels, prod_i p(y_i = y_i^m | w_k). With M = C^n it is the
@@ -11,9 +12,15 @@ Everything is float64; extra memory is bounded by ``chunk_elements`` per candida
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-CHUNK_ELEMENTS = 2**22  # float64 elements of one chunk's joint probabilities: 32 MiB
+from bal.errors import ConfigError, require
+from bal.information import CHUNK_ELEMENTS, expected_entropy
+from bal.strategies import CandidateBatch, Run, Strategy, tie_order
+
+JOINT_CHUNK_ELEMENTS = CHUNK_ELEMENTS // 2  # float64 elements of one chunk's joint probabilities: 32 MiB, beside the tables
 CONFIGURATION_MEMORY = 2 * 2**30  # bytes that BatchBALD's M-configuration tables may take
 
 
@@ -58,7 +65,7 @@ def sampled_configurations(
 
 def joint_entropies(
     probs_K_M: torch.Tensor, probs_N_C_K: torch.Tensor, frequency_M: torch.Tensor | None = None,
-    chunk_elements: int = CHUNK_ELEMENTS, workspace: torch.Tensor | None = None,
+    chunk_elements: int = JOINT_CHUNK_ELEMENTS, workspace: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """H(y_chosen, y_n) for every candidate n: ``entropies_N`` (nats, float64).
 
@@ -91,3 +98,67 @@ def joint_entropies(
         else:
             entropies_N[start : start + chunk] = terms_X_C_M.sum(dim=1) @ weight_M
     return entropies_N
+
+@dataclass(frozen=True)
+class Options:
+    max_configurations: int = 10_000  # exact joint entropy while C^n <= this, else this many samples
+
+    def __post_init__(self):
+        require(self.max_configurations >= 1, "max_configurations", self.max_configurations, "must be at least 1")
+
+
+def select(
+    log_probs_N_K_C: torch.Tensor,
+    batch_size: int,
+    generator: torch.Generator | None,
+    max_configurations: int = 10_000,
+) -> CandidateBatch:
+    """The greedy BatchBALD batch.
+
+    The joint entropy is exact while C^n <= ``max_configurations`` and estimated from that many
+    sampled configurations beyond. The scores are the batch's joint mutual information after each
+    addition, which K equally weighted samples cap at log K (:func:`bal.strategies.past_ceiling`). Needs K >= 2
+    *consistent* MC-dropout samples (one mask per k for the whole pool): the product over points of
+    p(y_i | w_k) is only a joint likelihood if w_k is the same for all. Equal gains are ordered by a
+    random permutation from ``generator``, as in :func:`bal.strategies.top_k`.
+    """
+    n, k, c = log_probs_N_K_C.shape
+    tie_order_N = tie_order(n, generator, log_probs_N_K_C.device)
+    probs_N_C_K = log_probs_N_K_C.double().exp().transpose(1, 2).contiguous()
+    conditional_entropy_N = expected_entropy(log_probs_N_K_C)
+    available_N = torch.ones(n, dtype=torch.bool, device=probs_N_C_K.device)
+    probs_K_M, frequency_M = torch.ones(k, 1, dtype=torch.float64, device=probs_N_C_K.device), None
+    workspace = torch.empty(JOINT_CHUNK_ELEMENTS, dtype=torch.float64, device=probs_N_C_K.device)  # shared by the steps
+    chosen, scores, conditional_sum = [], [], 0.0
+    for size in range(1, batch_size + 1):
+        sampled = c**size > max_configurations
+        if sampled:
+            probs_K_M, frequency_M = sampled_configurations(
+                probs_N_C_K[chosen].transpose(1, 2), max_configurations, generator
+            )
+        joint_entropy_N = joint_entropies(probs_K_M, probs_N_C_K, frequency_M, workspace=workspace)
+        mutual_information_N = joint_entropy_N - conditional_entropy_N - conditional_sum
+        if not torch.isfinite(mutual_information_N[available_N]).all():
+            raise ValueError("batchbald scores contain NaN or inf: refusing to pick arbitrarily.")
+        mutual_information_N[~available_N] = -torch.inf
+        best = int(tie_order_N[mutual_information_N[tie_order_N].argmax()])  # argmax: the first maximum
+        chosen.append(best)
+        scores.append(float(mutual_information_N[best]))
+        available_N[best] = False
+        conditional_sum += float(conditional_entropy_N[best])
+        if not sampled:
+            probs_K_M = exact_configurations(probs_K_M, probs_N_C_K[best].T)
+    return CandidateBatch(chosen, scores)
+
+
+def check_run(options: Options, run: Run) -> None:
+    """The configuration tables must fit in CONFIGURATION_MEMORY with the run's K and C."""
+    bound = max_configurations_bound(run.mc_samples, run.classes)
+    if options.max_configurations > bound:
+        raise ConfigError(f"options.batchbald.max_configurations = {options.max_configurations}: must be at most "
+                          f"{bound} for learn.{run.dataset} (K = {run.mc_samples} samples, C = {run.classes} classes), "
+                          f"or its configuration tables outgrow {CONFIGURATION_MEMORY // 2**30} GiB.")
+
+
+STRATEGY = Strategy("#882255", "*", selector=select, needs_samples=True, joint_scores=True, options=Options,
+                    check_run=check_run)

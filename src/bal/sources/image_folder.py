@@ -1,0 +1,105 @@
+"""Your images in torchvision's ImageFolder layout: ``path/<class>/*.png|jpg|...``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bal.errors import DataError, require
+from bal.prepared import Prepared, normalisation
+from bal.sources import FileOptions, check_labels, existing
+from bal.splits import split_arrays
+
+FILES = True
+
+
+@dataclass(frozen=True)
+class Options(FileOptions):
+    channels: int = 1  # 1 (grey) or 3 (RGB)
+    size: int | None = None  # resize every image to size x size; None: all must share one size
+
+    def __post_init__(self):
+        super().__post_init__()
+        require(self.channels in (1, 3), "channels", self.channels, "must be 1 (grey) or 3 (RGB)")
+        require(self.size is None or self.size >= 1, "size", self.size,
+                "must be null (keep the images' size) or a number of pixels")
+
+
+# torchvision's ImageFolder extensions, named here because importing torchvision costs a prepare stage
+# 170 MB of its 2 GB budget (tests/test_sources.py checks that they agree)
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+
+
+def read_images(files: list[Path], channels: int, size: int | None, key: str) -> np.ndarray:
+    """The images as uint8 ``N x channels x H x W``, filled in place (no copy of the whole set)."""
+    from PIL import Image, UnidentifiedImageError
+
+    def load(path: Path):
+        try:
+            with Image.open(path) as image:
+                image = image.convert("L" if channels == 1 else "RGB")
+                return image.resize((size, size), Image.Resampling.BILINEAR) if size else image.copy()
+        except (OSError, UnidentifiedImageError, ValueError) as err:
+            raise DataError(f"{path} is not a readable image ({type(err).__name__}: {err}).") from None
+
+    first = load(files[0])
+    width, height = first.size
+    out = np.empty((len(files), channels, height, width), dtype=np.uint8)
+    for i, path in enumerate(files):
+        image = first if i == 0 else load(path)
+        if image.size != (width, height):
+            raise DataError(f"{path} is {image.size[0]}x{image.size[1]}, but {files[0]} is {width}x{height}; "
+                            f"set {key}.size to resize every image to one size.")
+        pixels = np.asarray(image, dtype=np.uint8)
+        out[i] = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+    return out
+
+
+def build(options: Options, key: str, context: dict) -> Prepared:
+    """``path/<class>/*.png|jpg|...`` (torchvision's ImageFolder layout); ``path/test/<class>/`` is the
+    test set where it exists; ``path/unlabelled/`` holds the items for the suggest stage."""
+    root = existing(options.path, key, folder=True)
+    reserved = {"test", "unlabelled"}
+    class_names = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in reserved)
+    if not class_names:
+        raise DataError(f"{key}.path = {options.path!r} has no class subfolders (path/<class name>/<image>).")
+    files, labels = [], []
+    for i, name in enumerate(class_names):
+        found = _image_files(root / name)
+        files += found
+        labels += [i] * len(found)
+    if not files:
+        raise DataError(f"{key}.path = {options.path!r}: its class folders hold no images.")
+    y = np.array(labels, dtype=np.int64)
+    x = read_images(files, options.channels, options.size, key)
+    test = None
+    if (root / "test").is_dir():
+        test_names = sorted(p.name for p in (root / "test").iterdir() if p.is_dir())
+        unknown = sorted(set(test_names) - set(class_names))
+        if unknown:
+            raise DataError(f"{key}: the test set has class {unknown[0]!r}, which the labelled items never have.")
+        test_files, test_labels = [], []
+        for name in test_names:
+            found = _image_files(root / "test" / name)
+            test_files += found
+            test_labels += [class_names.index(name)] * len(found)
+        if not test_files:
+            raise DataError(f"{key}: {root / 'test'} holds no images.")
+        test = (read_images(test_files, options.channels, options.size or x.shape[-1], key), np.array(test_labels))
+        if test[0].shape[1:] != x.shape[1:]:
+            raise DataError(f"{key}: the test images are {test[0].shape[-1]}x{test[0].shape[-2]}, the others "
+                            f"{x.shape[-1]}x{x.shape[-2]}; set {key}.size to resize them all.")
+    check_labels(key, y, test[1] if test else y, class_names, "the labelled images")
+    arrays = split_arrays(x, y, key, options.n_validation, options.n_dev, options.seed, test, options.n_test)
+    items = []
+    unlabelled = _image_files(root / "unlabelled") if (root / "unlabelled").is_dir() else []
+    if unlabelled:
+        arrays["unlabelled_x"] = read_images(unlabelled, options.channels, options.size or x.shape[-1], key)
+        items = [str(p.relative_to(root)) for p in unlabelled]
+    return Prepared(arrays, "image", class_names, normalisation(arrays["pool_x"]), unlabelled_items=items)

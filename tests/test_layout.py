@@ -1,0 +1,76 @@
+"""The file layout is the dependency graph: every stage of dvc.yaml depends on exactly the code it
+imports (its strategy's or source's module alone), both ways."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PROBE = """
+import importlib, sys
+sys.argv = [sys.argv[1]]
+sys.path.insert(0, "stages")
+importlib.import_module(sys.argv[0])
+for name in EXTRA:
+    importlib.import_module(name)
+root = __import__("pathlib").Path.cwd()
+for module in list(sys.modules.values()):
+    path = getattr(module, "__file__", None)
+    path = path and __import__("pathlib").Path(path).resolve()
+    if path and (path.is_relative_to(root / "src") or path.is_relative_to(root / "stages")):
+        print(path.relative_to(root))
+"""
+
+
+def imported(script: str, extra: tuple[str, ...]) -> set[str]:
+    """The repository's Python files that importing stages/<script>.py and the ``extra`` modules loads."""
+    code = PROBE.replace("EXTRA", repr(list(extra)))
+    out = subprocess.run([sys.executable, "-c", code, script], cwd=ROOT, capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def stages() -> dict[str, tuple[str, set[str]]]:
+    """Every stage DVC resolves from dvc.yaml: (its script, its code deps with folders expanded to their .py files)."""
+    from dvc.repo import Repo
+
+    result = {}
+    for stage in Repo(str(ROOT)).index.stages:
+        code = set()
+        for dep in stage.deps:
+            path = Path(dep.def_path)
+            if path.parts[0] in ("src", "stages"):
+                code |= {str(p.relative_to(ROOT)) for p in (ROOT / path).rglob("*.py")} if (ROOT / path).is_dir() else {str(path)}
+        script = stage.cmd.split()[1]
+        result[stage.name] = (Path(script).stem, code)
+    return result
+
+
+def extra_modules(name: str, params: dict) -> tuple[str, ...]:
+    """What a stage imports at run time, as its params say: a learn stage its strategy's module, a prepare
+    stage its source's, the summaries and figures every strategy's (for its colour)."""
+    group, _, item = name.partition("@")
+    if group in ("learn", "survey", "study"):
+        strategy = next(s for s in params["options"] if f"-{s}-" in f"-{item}-")
+        return (f"bal.strategies.{strategy}",)
+    if group in ("prepare", "prepare_own"):
+        return (f"bal.sources.{params['prepare' if group == 'prepare' else 'own'][item]['source']}",)
+    if group == "suggest":
+        return (f"bal.strategies.{params['suggest'][item]['strategy']}",)
+    if group in ("figures", "study_summary"):
+        return tuple(f"bal.strategies.{s}" for s in params["options"])
+    return ()
+
+
+def test_every_stage_depends_on_exactly_the_code_it_imports():
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    cache: dict = {}
+    resolved = stages()
+    assert {"learn@mnist-epig-0", "prepare@mnist", "aggregate", "figures"} <= set(resolved)
+    for name, (script, deps) in resolved.items():
+        key = (script, extra_modules(name, params))
+        if key not in cache:
+            cache[key] = imported(*key)
+        assert deps == cache[key], f"{name}: imported but not a dep {sorted(cache[key] - deps)}, dep but not imported {sorted(deps - cache[key])}"
