@@ -24,10 +24,10 @@ def main(
     params_path: Path = typer.Option(Path("params.yaml"), "--params"),
 ) -> None:
     params = load_params(params_path)
-    column = params.report.column()
     summary = {}
     for group, grid in params.grids().items():
         for dataset in grid.datasets:
+            column = params.reported_column(dataset)
             curves = read_runs(runs, dataset, grid.strategies, grid.seeds, "curve.csv", missing_ok=True, group=group)
             if not curves:
                 continue

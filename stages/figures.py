@@ -123,9 +123,9 @@ def main(
 ) -> None:
     params = load_params(params_path)
     torch.set_num_threads(params.compute.threads)
-    column = params.report.column()
     for group, grid in params.grids().items():
         for dataset in grid.datasets:
+            column = params.reported_column(dataset)
             read = functools.partial(read_runs, runs, dataset, grid.strategies, grid.seeds, missing_ok=True, group=group)
             curves = read("curve.csv")
             if not curves:

@@ -33,9 +33,10 @@ def main(
     params_path: Path = typer.Option(Path("params.yaml"), "--params"),
 ) -> None:
     params = load_params(params_path)
-    study, column = params.study, params.report.column()
+    study = params.study
     summary = {}
     for dataset in study.datasets:
+        column = params.reported_column(dataset)
         grid = (runs, dataset, study.strategies, study.seeds)
         panels = {size: read_runs(*grid, "curve.csv", size, missing_ok=True) for size in study.acquisition_sizes}
         summary[dataset] = {f"b{size}": {strategy: summarise(by_seed, column) for strategy, by_seed in curves.items()}

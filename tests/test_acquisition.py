@@ -1,11 +1,16 @@
+import importlib
 import math
+from pathlib import Path
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bal.acquisition import REGISTRY, PoolInputs, score, select
+import bal.strategies
+from bal.strategies import PoolInputs, Strategy, get, names, score, select
+
+STRATEGIES_DIR = Path(bal.strategies.__file__).parent
 
 
 def log_probs(probs_N_K_C):
@@ -82,19 +87,38 @@ def test_a_strategy_without_its_inputs_is_refused():
         select("bald", PoolInputs(size=3), 1)
 
 
-@pytest.mark.parametrize("name", [name for name, s in REGISTRY.items() if s.needs_samples])
+@pytest.mark.parametrize("name", [name for name in names() if get(name).needs_samples])
 def test_one_mc_sample_is_refused_where_every_score_would_be_zero(name):
     one_sample = CASE[:, :1]
     with pytest.raises(ValueError, match=f"strategy '{name}' needs at least 2 MC samples, got K = 1"):
         select(name, one_sample, 1, generator=torch.Generator())
-    if REGISTRY[name].scorer is not None:
+    if get(name).scorer is not None:
         with pytest.raises(ValueError, match="needs at least 2 MC samples"):
             score(name, one_sample)
 
 
 def test_unknown_strategy_lists_known_ones():
-    with pytest.raises(ValueError, match="known strategies: random, max_entropy"):
+    with pytest.raises(ValueError, match="unknown strategy 'bald2'; known strategies: badge, bald, batchbald, epig"):
         select("bald2", CASE, 1)
+    with pytest.raises(ValueError, match="known strategies: " + ", ".join(names())):
+        get("bald2")
+
+
+def test_the_registry_is_the_package():
+    """Every module of bal/strategies is a strategy, found by name; each has its own colour and marker."""
+    modules = sorted(p.stem for p in STRATEGIES_DIR.glob("*.py") if p.stem != "__init__")
+    assert len(modules) >= 13 and names() == modules
+    for name in modules:
+        declared = importlib.import_module(f"bal.strategies.{name}").STRATEGY
+        assert isinstance(declared, Strategy), name
+        strategy = get(name)
+        assert isinstance(strategy, Strategy) and strategy.name == name
+        assert (strategy.colour, strategy.marker) == (declared.colour, declared.marker)
+        assert (strategy.scorer is None) != (strategy.selector is None), name  # one or the other
+    colours = [get(name).colour.upper() for name in names()]
+    markers = [get(name).marker for name in names()]
+    assert len(set(colours)) == len(colours), "two strategies share a colour"
+    assert len(set(markers)) == len(markers), "two strategies share a marker"
 
 
 @pytest.mark.parametrize("batch_size", [0, -1, 4])
@@ -133,7 +157,8 @@ def test_every_strategy_picks_distinct_pool_points_and_scorers_the_best(n, k, c,
                       dropout_off_probs_N_C=torch.softmax(torch.randn(n, c, generator=g) * 4, dim=-1),
                       features_N_H=torch.relu(torch.randn(n, 5, generator=g)))
     b = data.draw(st.integers(1, n - 1))
-    for name, strategy in REGISTRY.items():
+    for name in names():
+        strategy = get(name)
         batch = select(name, pool, b, generator=torch.Generator().manual_seed(seed))
         assert len(batch.indices) == b == len(batch.scores) and len(set(batch.indices)) == b
         assert all(0 <= i < n for i in batch.indices)

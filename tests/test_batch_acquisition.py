@@ -1,11 +1,13 @@
 import itertools
 import math
+import re
 
 import pytest
 import torch
 
-from bal.acquisition import CEILING_FRACTION, past_ceiling, score, select
-from bal.joint_entropy import exact_configurations, joint_entropies, sampled_configurations
+from bal.errors import ConfigError, Invalid
+from bal.strategies import CEILING_FRACTION, get, past_ceiling, score, select
+from bal.strategies.batchbald import exact_configurations, joint_entropies, sampled_configurations
 
 
 def random_log_probs(n, k, c, seed, sharpness=3.0):
@@ -127,12 +129,12 @@ def test_joint_mutual_information_is_capped_at_log_k_and_flagged_near_it():
     certain = torch.tensor([[[1 - 1e-9, 1e-9], [1e-9, 1 - 1e-9]]] * 4, dtype=torch.float64).log()
     batch = select("batchbald", certain, 3)
     assert batch.scores == pytest.approx([math.log(2)] * 3, abs=1e-6)
-    assert past_ceiling("batchbald", batch.scores, 2) == [True, True, True]
-    assert past_ceiling("bald", batch.scores, 2) == [False] * 3  # per-point scores: no joint ceiling
+    assert past_ceiling(get("batchbald"), batch.scores, 2) == [True, True, True]
+    assert past_ceiling(get("bald"), batch.scores, 2) == [False] * 3  # per-point scores: no joint ceiling
     lp = random_log_probs(40, 4, 10, seed=9, sharpness=2.0)  # K = 4: the exact joint MI of any batch <= log 4
     scores = select("batchbald", lp, 4).scores  # 10^4 configurations: exact
     assert scores == sorted(scores) and max(scores) <= math.log(4) + 1e-9
-    flags = past_ceiling("batchbald", scores, 4)
+    flags = past_ceiling(get("batchbald"), scores, 4)
     assert flags == [s > CEILING_FRACTION * math.log(4) for s in scores] and flags[0] is False and flags[-1] is True
 
 
@@ -183,5 +185,6 @@ def test_stochastic_second_pick_follows_sampling_without_replacement(name, score
 @pytest.mark.parametrize("name", [name for name, _, _ in STOCHASTIC])
 @pytest.mark.parametrize("beta", [-1.0, math.inf, math.nan])
 def test_stochastic_rejects_a_beta_it_cannot_honour(name, beta):
-    with pytest.raises(ValueError, match="finite beta >= 0"):
+    with pytest.raises(Invalid, match=re.escape(f"beta = {beta!r}: must be a finite number >= 0.")) as raised:
         select(name, random_log_probs(5, 2, 3, seed=0), 2, beta=beta)
+    assert isinstance(raised.value, ConfigError) and raised.value.field == "beta"

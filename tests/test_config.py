@@ -11,13 +11,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bal.config
-from bal.config import ConfigError, Learn, load_params
-from bal.data import Split
+from bal.config import ConfigError, Learn, check_all, load_params
+from bal.prepared import Split
 from bal.loop import TrainSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def checked(path):
+    """params.yaml loaded and given every check that needs no data, as make repro does before DVC starts."""
+    params = load_params(path)
+    check_all(params)
+    return params
 
 
 def write(tmp_path, data):
@@ -67,6 +74,7 @@ BAD = [
     ("learn.mnist.acquisition_size", "ten", "learn.mnist.acquisition_size = 'ten': must be of type int"),
     ("learn.mnist.acquisition_size", 2.5, "must be of type int"),
     ("learn.mnist.mc_samples", 1, "learn.mnist.mc_samples = 1: must be at least 2 for variation_ratios, mean_std, bald"),
+    ("learn.mnist.mc_samples", 0, "learn.mnist.mc_samples = 0: must be at least 1"),
     ("learn.mnist.test_mc_samples", 0, "learn.mnist.test_mc_samples = 0: must be null (same as mc_samples) or at least 1"),
     ("learn.mnist.pool_subset", 5, "learn.mnist.pool_subset = 5"),
     ("learn.mnist.model", "resnet", "learn.mnist.model = 'resnet': must be auto (a CNN for images, an MLP for tables) or one of cnn, mlp"),
@@ -75,11 +83,11 @@ BAD = [
     ("learn.mnist.train.weight_decay", -1, "learn.mnist.train.weight_decay"),
     ("learn.mnist.train.momentum", 0.9, "learn.mnist.train.momentum is not a known key"),
     ("learn.mnist.initial_per_class", 0, "learn.mnist.initial_per_class = 0"),
-    ("run.strategies", ["bald", "badl"], "run.strategies = 'badl': unknown name; known: random"),
+    ("run.strategies", ["bald", "badl"], "run.strategies = 'badl': unknown name; known: badge, bald"),
     ("run.strategies", [], "run.strategies = []: must be a non-empty list"),
     ("survey.datasets", "mnist", "survey.datasets = 'mnist': must be a list of str (it may be empty)"),
     ("run.strategies", ["bald", "bald"], "names must not repeat"),
-    ("run.datasets", ["cifar"], "run.datasets = 'cifar': must also be in prepare.datasets, which prepares it"),
+    ("run.datasets", ["cifar"], "run.datasets = 'cifar': must have an entry under prepare or own, which prepares it"),
     ("run.seeds", [-1], "run.seeds = -1"),
     ("run.seeds", [True], "run.seeds[0] = True: must be of type int"),
     ("run.seeds", DELETE, "run.seeds is missing"),
@@ -91,33 +99,41 @@ BAD = [
     ("survey.strategies", ["bald", "bold"], "survey.strategies = 'bold': unknown name"),
     ("report.prediction", "mean", "report.prediction = 'mean': must be one of dropout_off, mc"),
     ("study.datasets", ["twomoons", "svhn"], "study.datasets = 'svhn'"),
-    ("prepare.datasets", ["twomoons", "mnist", "fashion_mnist", "mnist_unbalanced"], "study.datasets = 'repeated_mnist': must also be in prepare.datasets"),
-    ("prepare.unused", {"source": "csv"}, "prepare.unused.path is missing"),  # an entry not prepared is still checked
-    ("prepare.datasets", ["twomoons", "mnist", "repeated_mnist", "fashion_mnist", "mnist_unbalanced", "mine"],
-     "prepare.mine is missing; prepare.datasets holds mine, so give it an entry with a source"),
-    ("prepare.repeated_mnist.source", "repeat", "prepare.repeated_mnist.source = 'repeat': unknown source; known: twomoons"),
-    ("prepare.repeated_mnist.of", "cifar", "prepare.repeated_mnist.of = 'cifar': repeated copies the pool of mnist or fashion_mnist"),
-    ("prepare.mnist.path", "/data", "prepare.mnist.path is not a known key; allowed under prepare.mnist: n_validation, n_dev, seed"),
+    ("prepare.repeated_mnist", DELETE, "study.datasets = 'repeated_mnist': must have an entry under prepare or own"),
+    ("own.unused", {"source": "csv"}, "own.unused.path is missing"),  # an entry no grid uses is still checked
+    ("own.mine", {"source": "torchvision", "dataset": "mnist"}, "own.mine.source = 'torchvision': must be one of csv, image_folder, npz"),
+    ("own.mnist", {"source": "csv", "path": "x.csv"}, "own.mnist is in prepare too; a dataset has one entry"),
+    ("prepare.mine", {"source": "csv", "path": "x.csv"}, "prepare.mine.source = 'csv': must be one of torchvision, twomoons (your own files go under own)"),
+    ("prepare.repeated_mnist.source", "repeat", "prepare.repeated_mnist.source = 'repeat': must be one of torchvision, twomoons"),
+    ("prepare.repeated_mnist.source", DELETE, "prepare.repeated_mnist.source = None: must be one of torchvision, twomoons"),
+    ("prepare.repeated_mnist.dataset", "cifar", "prepare.repeated_mnist.dataset = 'cifar': must be one of mnist, fashion_mnist"),
+    ("prepare.mnist.path", "/data", "prepare.mnist.path is not a known key; allowed under prepare.mnist: dataset, n_validation, n_dev, seed"),
+    ("prepare.mnist", None, "prepare.mnist = None: must be a mapping of its settings"),
+    ("prepare.mnist_unbalanced.rare_classes", [0, 10], "prepare.mnist_unbalanced.rare_classes = 10: must be classes 0 to 9"),
+    ("prepare.mnist_unbalanced.rare_keep", 0.0, "prepare.mnist_unbalanced.rare_keep = 0.0: must be a fraction in (0, 1]"),
     ("prepare.mnist.n_dev", -1, "prepare.mnist.n_dev = -1: must be non-negative"),
     ("learn.mnist.p_in", 1.0, "learn.mnist.p_in = 1.0: must be a dropout rate in [0, 1)"),
     ("learn.mnist.hidden", 0, "learn.mnist.hidden = 0: must be at least 1"),
     ("learn.mnist", DELETE, "learn.mnist is missing; run.datasets holds mnist"),
-    ("prepare.datasets", ["twomoons", "mnist", "mnist", "repeated_mnist", "fashion_mnist"], "names must not repeat"),
     ("compute.device", "tpu", "compute.device = 'tpu'"),
+    ("compute.device", "auto", "compute.device = 'auto': must be cpu, cuda or cuda:N"),
+    ("suggest.mnist", {}, "suggest.mnist.strategy is missing"),
+    ("suggest.mnist", {"strategy": "bold"}, "suggest.mnist.strategy = 'bold': unknown name"),
     ("compute.threads", 0, "compute.threads = 0"),
     ("prepare.mnist.n_validation", 0, "prepare.mnist.n_validation = 0"),
     ("prepare.twomoons.noise", -0.1, "prepare.twomoons.noise = -0.1"),
     ("learn.twomoons", None, "learn.twomoons = None: must be a mapping"),
     ("extra", 1, "extra is not a known key; allowed under the top level"),
-    ("options.power_bald.beta", -1.0, "options.power_bald.beta = -1.0: must be non-negative"),
+    ("options.power_bald.beta", -1.0, "options.power_bald.beta = -1.0: must be a finite number >= 0"),
     ("options.power_bald.beta", float("inf"), "options.power_bald.beta = inf: must be a finite number"),
-    ("options.softmax_bald", {"beta": -2.0}, "options.softmax_bald.beta = -2.0: must be non-negative"),
+    ("options.softmax_bald", {"beta": -2.0}, "options.softmax_bald.beta = -2.0: must be a finite number >= 0"),
     ("options.power_entropy", {"beta": -0.5}, "options.power_entropy.beta = -0.5: must be"),
     ("options.batchbald.max_configurations", 0, "options.batchbald.max_configurations = 0"),
     ("options.bald", {"beta": 1.0}, "options.bald.beta is not a known key"),
     ("options.epig.targets", 0, "options.epig.targets = 0: must be at least 1"),
     ("options.bald", DELETE, "options.bald is missing"),
-    ("options.balde", {}, "options.balde is not a known key"),
+    ("options.balde", {}, "options.balde is not a known key: not a strategy; strategies: badge, bald"),
+    ("options.random", None, "options.random = None: must be a mapping of its settings"),
     ("learn.mnist.options", {}, "learn.mnist.options is not a known key"),
     ("learn.mnist.train.learning_rate", float("inf"), "learn.mnist.train.learning_rate = inf: must be a finite number"),
     ("learn.mnist.train.weight_decay", float("nan"), "learn.mnist.train.weight_decay = nan: must be a finite number"),
@@ -137,7 +153,7 @@ BAD = [
 @pytest.mark.parametrize("key, value, message", BAD, ids=[f"{k}={v!r}" for k, v, _ in BAD])
 def test_bad_params_named(tmp_path, key, value, message):
     with pytest.raises(ConfigError) as err:
-        load_params(write(tmp_path, with_change(key, value)))
+        checked(write(tmp_path, with_change(key, value)))
     assert message in str(err.value)
 
 
@@ -176,12 +192,15 @@ def honourable(params) -> None:
 
     for key, value in numbers(params):
         assert math.isfinite(value) and value >= 0, (key, value)
-    assert set(params.prepare.datasets) >= set(params.run.datasets) | set(params.survey.datasets) | set(params.study.datasets)
+    assert set(params.datasets()) >= set(params.run.datasets) | set(params.survey.datasets) | set(params.study.datasets)
     assert set(params.learn) >= set(params.run.datasets) | set(params.survey.datasets) | set(params.study.datasets)
-    assert params.compute.threads >= 1 and params.options.epig.targets >= 1
-    for name, entry in params.prepare.entries.items():
+    assert params.compute.threads >= 1 and params.strategy_options("epig")["targets"] >= 1
+    assert params.compute.device == "cpu" or params.compute.device.startswith("cuda")
+    for name in params.datasets():
+        entry = params.dataset(name)
         for f in ("n_validation", "n_pool", "n_test", "repeats"):
             assert getattr(entry.options, f, 1) >= 1, (name, f)
+        assert 0 < getattr(entry.options, "rare_keep", 1) <= 1 and getattr(entry.options, "channels", 1) in (1, 3)
     for learn in params.learn.values():
         assert learn.acquisition_size >= 1 and learn.initial_per_class >= 1 and learn.mc_samples >= 1 and learn.budget >= 1
         assert learn.train.steps >= 1 and learn.train.batch_size >= 1 and learn.train.learning_rate > 0
@@ -213,7 +232,7 @@ def test_fuzzed_params_load_or_fail_with_config_error(tmp_path_factory, changes)
     path = tmp_path_factory.mktemp("fuzz") / "params.yaml"
     path.write_text(yaml.safe_dump(data))
     try:
-        params = load_params(path)
+        params = checked(path)
     except ConfigError as err:
         assert str(err).count("\n") == 0 and str(err).endswith(".")
     else:
@@ -239,7 +258,7 @@ def test_every_settable_key_refuses_each_edge_value_it_cannot_honour(monkeypatch
             monkeypatch.setattr(bal.config, "yaml", types.SimpleNamespace(safe_load=lambda text, data=data: data,
                                                                           YAMLError=yaml.YAMLError))
             try:
-                params = load_params(ROOT / "params.yaml")
+                params = checked(ROOT / "params.yaml")
             except ConfigError as err:
                 assert str(err).count("\n") == 0 and str(err).endswith("."), (key, value, str(err))
             else:
@@ -259,29 +278,44 @@ def fake_split(pool, classes, kind="image", size=28, copies=1, dev=True):
                  class_names=tuple(map(str, range(classes))), kind=kind, copies=copies)
 
 
-DATA_BAD = [
-    ("learn.mnist.budget", 20, "mnist", fake_split(54_900, 10), "learn.mnist.budget = 20: must exceed the initial labelled set of mnist (20 = initial_per_class x 10 classes)"),
-    ("learn.mnist.budget", 55_000, "mnist", fake_split(54_900, 10), "learn.mnist.budget = 55000: must not exceed the mnist pool (54900 points)"),
-    ("learn.mnist.initial_per_class", 3, "mnist", fake_split(300, 150), "learn.mnist.initial_per_class = 3: must not exceed the 2 pool items of class '0'"),
-    ("learn.mnist.pool_subset", 70_000, "mnist", fake_split(54_900, 10), "learn.mnist.pool_subset = 70000: must be null or between 10"),
-    ("learn.repeated_mnist.pool_subset", 20, "repeated_mnist", fake_split(164_700, 10, copies=3), "learn.repeated_mnist.pool_subset = 20: must be null or between 30"),
-    ("study.budget", 10, "repeated_mnist", fake_split(164_700, 10, copies=3), "study.budget = 10: must exceed the initial labelled set of repeated_mnist"),
-    ("learn.mnist.evaluate_on", "dev", "mnist", fake_split(54_900, 10, dev=False), "learn.mnist.evaluate_on = 'dev': must be test: mnist has no dev split"),
-    ("learn.mnist.model", "auto", "mnist", fake_split(54_900, 10, size=12), "learn.mnist.model = 'auto': the CNN needs images of at least 16x16 and mnist's are 12x12"),
-    ("learn.mnist.model", "mlp", "mnist", fake_split(54_900, 10), "learn.mnist.model = 'mlp': mnist holds images"),
-    ("options.epig.targets", 54_000, "mnist", fake_split(54_900, 10), "options.epig.targets = 54000: must be at most the 53900 points the mnist pool still holds"),
-    ("options.batchbald.max_configurations", 2_000_000, "mnist", fake_split(54_900, 10),
+DATA_BAD = [  # (key, value, dataset, strategy, study run, split, message)
+    ("learn.mnist.budget", 20, "mnist", "bald", False, fake_split(54_900, 10), "learn.mnist.budget = 20: must exceed the initial labelled set of mnist (20 = initial_per_class x 10 classes)"),
+    ("learn.mnist.budget", 55_000, "mnist", "bald", False, fake_split(54_900, 10), "learn.mnist.budget = 55000: must not exceed the mnist pool (54900 points)"),
+    ("learn.mnist.initial_per_class", 3, "mnist", "bald", False, fake_split(300, 150), "learn.mnist.initial_per_class = 3: must not exceed the 2 pool items of class '0'"),
+    ("learn.mnist.pool_subset", 70_000, "mnist", "bald", False, fake_split(54_900, 10), "learn.mnist.pool_subset = 70000: must be null or between 10"),
+    ("learn.repeated_mnist.pool_subset", 20, "repeated_mnist", "bald", True, fake_split(164_700, 10, copies=3), "learn.repeated_mnist.pool_subset = 20: must be null or between 30"),
+    ("study.budget", 10, "repeated_mnist", "bald", True, fake_split(164_700, 10, copies=3), "study.budget = 10: must exceed the initial labelled set of repeated_mnist"),
+    ("learn.mnist.evaluate_on", "dev", "mnist", "bald", False, fake_split(54_900, 10, dev=False), "learn.mnist.evaluate_on = 'dev': must be test: mnist has no dev split (prepare.mnist.n_dev)"),
+    ("learn.mnist.model", "auto", "mnist", "bald", False, fake_split(54_900, 10, size=12), "learn.mnist.model = 'auto': the CNN needs images of at least 16x16 and mnist's are 12x12: set prepare.mnist.size"),
+    ("learn.mnist.model", "mlp", "mnist", "bald", False, fake_split(54_900, 10), "learn.mnist.model = 'mlp': mnist holds images"),
+    ("learn.mnist.mc_samples", 1, "mnist", "bald", False, fake_split(54_900, 10), "learn.mnist.mc_samples = 1: must be at least 2 for bald"),
+    ("options.epig.targets", 54_000, "mnist", "epig", False, fake_split(54_900, 10), "options.epig.targets = 54000: must be at most the 53900 points the mnist pool still holds"),
+    ("options.batchbald.max_configurations", 2_000_000, "mnist", "batchbald", False, fake_split(54_900, 10),
      "options.batchbald.max_configurations = 2000000: must be at most 1167110 for learn.mnist (K = 100 samples, C = 10"),
 ]
 
 
-@pytest.mark.parametrize("key, value, dataset, split, message", DATA_BAD, ids=[f"{k}={v!r}" for k, v, *_ in DATA_BAD])
-def test_checks_against_data(tmp_path, key, value, dataset, split, message):
+def check_run(params, dataset, strategy, study, split):
+    learn = params.study_learn(dataset, params.study.acquisition_sizes[0]) if study else params.learn[dataset]
+    params.check_run(dataset, strategy, learn, split, study)
+
+
+@pytest.mark.parametrize("key, value, dataset, strategy, study, split, message", DATA_BAD,
+                         ids=[f"{k}={v!r}" for k, v, *_ in DATA_BAD])
+def test_checks_against_data(tmp_path, key, value, dataset, strategy, study, split, message):
     params = load_params(write(tmp_path, with_change(key, value)))
     with pytest.raises(ConfigError) as err:
-        params.check_against_data(dataset, split)
+        check_run(params, dataset, strategy, study, split)
     assert message in str(err.value)
-    load_params(write(tmp_path, PARAMS)).check_against_data(dataset, fake_split(54_900, 10, copies=split.copies))
+    check_run(load_params(write(tmp_path, PARAMS)), dataset, strategy, study, fake_split(54_900, 10, copies=split.copies))
+
+
+def test_a_run_is_checked_for_its_own_strategy_only(tmp_path):
+    """A bald run does not fail on epig's options, which it never reads (nor imports)."""
+    params = load_params(write(tmp_path, with_change("options.epig.targets", 54_000)))
+    check_run(params, "mnist", "bald", False, fake_split(54_900, 10))
+    with pytest.raises(ConfigError, match="options.epig.targets = 54000"):
+        check_run(params, "mnist", "epig", False, fake_split(54_900, 10))
 
 
 @pytest.mark.parametrize("key", ["run.datasets", "survey.datasets", "study.datasets"])

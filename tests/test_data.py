@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from bal.data import (
-    DataError, Prepared, fetch_torchvision, initial_indices, load_prepared, prepare_two_moons, save_prepared,
-    split_arrays, stratified_holdout, two_moons,
-)
+from bal.errors import DataError
+from bal.loop import initial_indices
+from bal.prepared import Prepared, load_prepared, normalisation, save_prepared
+from bal.sources.torchvision import fetch_torchvision
+from bal.sources.twomoons import prepare_two_moons, two_moons
+from bal.splits import split_arrays, stratified_holdout
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist" / "raw"
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -100,8 +102,6 @@ def test_prepared_roundtrip_normalisation_and_tamper_detection(tmp_path):
     images = np.random.default_rng(0).integers(0, 256, (30, 3, 4, 4), dtype=np.uint8)
     y = np.arange(30) % 3
     image_arrays = split_arrays(images, y, "prepare.d", 5, 0, 0, n_test=6)
-    from bal.data import normalisation
-
     save_prepared(Prepared(image_arrays, "image", ["a", "b", "c"], normalisation(image_arrays["pool_x"])), tmp_path / "img")
     image_split = load_prepared(tmp_path / "img")
     assert image_split.pool_x.shape == (19, 3, 4, 4) and image_split.class_names == ("a", "b", "c")

@@ -8,7 +8,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bal.acquisition import PoolInputs, epig_scores, gradient_embeddings, kmeans_plus_plus, score, select
+from bal.strategies import PoolInputs, score, select
+from bal.strategies.badge import gradient_embeddings, kmeans_plus_plus
+from bal.strategies.epig import score as epig_scores
 
 
 def random_log_probs(n, k, c, seed, sharpness=3.0):
@@ -119,6 +121,30 @@ def test_kmeans_plus_plus_never_repeats_a_point_while_others_remain():
     for seed in range(10):
         chosen = kmeans_plus_plus(close, 10, torch.Generator().manual_seed(seed), chunk=16)
         assert chosen[0] == 7 and len(set(chosen)) == 10
+
+
+def test_kmeans_plus_plus_draws_each_next_point_with_probability_proportional_to_its_squared_distance():
+    """The D^2 law of k-means++: on a line at 3, 2, 1, 0 the first pick is the longest (3); the second
+    is 2, 1 or 0 with probability 1, 4, 9 / 14 (squared distances to 3); the third with probability
+    proportional to the squared distance to the nearer of the two chosen. A farthest-first traversal
+    (always 0, then 2), a uniform draw or a draw by distance (1, 2, 3 / 6) each miss one of these frequencies by > 10 standard errors."""
+    embeddings = torch.tensor([[3.0, 0.0], [2.0, 0.0], [1.0, 0.0], [0.0, 0.0]])
+    d2_to_first = [0.0, 1.0, 4.0, 9.0]
+    draws = 4000
+    picks = [kmeans_plus_plus(embeddings, 3, torch.Generator().manual_seed(s)) for s in range(draws)]
+    assert all(chosen[0] == 0 and len(set(chosen)) == 3 for chosen in picks)
+
+    def within_5_standard_errors(count, expected):
+        return count / draws == pytest.approx(expected, abs=5 * math.sqrt(expected * (1 - expected) / draws))
+
+    seconds = [chosen[1] for chosen in picks]
+    for j in (1, 2, 3):
+        assert within_5_standard_errors(seconds.count(j), d2_to_first[j] / sum(d2_to_first)), j
+    pairs = [tuple(chosen[1:]) for chosen in picks]
+    for j, l in itertools.permutations((1, 2, 3), 2):
+        nearest = [min(d2_to_first[i], (i - j) ** 2) for i in range(4)]  # squared distance to the nearer of 0, j
+        expected = d2_to_first[j] / sum(d2_to_first) * nearest[l] / sum(nearest)
+        assert within_5_standard_errors(pairs.count((j, l)), expected), (j, l)
 
 
 def test_badge_selects_through_the_registry_from_dropout_off_inputs():

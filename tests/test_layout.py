@@ -32,12 +32,13 @@ def imported(script: str, extra: tuple[str, ...]) -> set[str]:
     return set(out.stdout.split())
 
 
-def stages() -> dict[str, tuple[str, set[str]]]:
-    """Every stage DVC resolves from dvc.yaml: (its script, its code deps with folders expanded to their .py files)."""
+def stages(root: Path = ROOT) -> dict[str, tuple[str, set[str]]]:
+    """Every stage DVC resolves from ``root``'s dvc.yaml and params.yaml: (its script, its code deps with
+    folders expanded to their .py files)."""
     from dvc.repo import Repo
 
     result = {}
-    for stage in Repo(str(ROOT)).index.stages:
+    for stage in Repo(str(root)).index.stages:
         code = set()
         for dep in stage.deps:
             path = Path(dep.def_path)
@@ -64,13 +65,44 @@ def extra_modules(name: str, params: dict) -> tuple[str, ...]:
     return ()
 
 
-def test_every_stage_depends_on_exactly_the_code_it_imports():
+def with_own_data(tmp_path) -> tuple[Path, dict]:
+    """A copy of dvc.yaml with params.yaml plus own datasets of each file source and a suggest entry,
+    so that every kind of stage resolves."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["own"] = {f"my_{source}": {"source": source, "path": f"data/sources/my_{source}"}
+                     for source in ("image_folder", "npz", "csv")}
+    params["suggest"] = {"my_csv": {"strategy": "epig"}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "dvc.yaml").write_text((ROOT / "dvc.yaml").read_text())
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "config").write_text("[core]\n    no_scm = true\n")
+    for name in ("src", "stages"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    return tmp_path, params
+
+
+def test_every_stage_depends_on_exactly_the_code_it_imports(tmp_path):
+    root, params = with_own_data(tmp_path)
     cache: dict = {}
-    resolved = stages()
-    assert {"learn@mnist-epig-0", "prepare@mnist", "aggregate", "figures"} <= set(resolved)
+    resolved = stages(root)
+    assert {"learn@mnist-epig-0", "prepare@mnist", "prepare_own@my_npz", "suggest@my_csv", "aggregate",
+            "figures"} <= set(resolved)
     for name, (script, deps) in resolved.items():
         key = (script, extra_modules(name, params))
         if key not in cache:
             cache[key] = imported(*key)
         assert deps == cache[key], f"{name}: imported but not a dep {sorted(cache[key] - deps)}, dep but not imported {sorted(deps - cache[key])}"
+
+
+def test_a_change_to_one_strategy_or_source_reaches_only_its_stages(tmp_path):
+    """Which stages a file puts out of date, read from the deps: epig.py only the *-epig-* runs (and the
+    summaries that draw every strategy's colour); image_folder.py no stage of a built-in dataset."""
+    resolved = stages(with_own_data(tmp_path)[0])
+    reached = lambda path: {name for name, (_, deps) in resolved.items() if path in deps}  # noqa: E731
+    epig = {name for name in resolved if "-epig-" in name}
+    assert len(epig) == 20 and reached("src/bal/strategies/epig.py") == epig | {"figures", "study_summary", "suggest@my_csv"}
+    bald = {name for name in resolved if "-bald-" in name}
+    assert reached("src/bal/strategies/bald.py") == bald | {"figures", "study_summary"}
+    assert reached("src/bal/sources/image_folder.py") == {"prepare_own@my_image_folder"}
+    assert reached("src/bal/sources/torchvision.py") == {f"prepare@{d}" for d in
+                                                         ("mnist", "repeated_mnist", "fashion_mnist", "mnist_unbalanced")}

@@ -5,11 +5,12 @@ import torch
 
 import bal.loop
 
-from bal.data import Prepared, Split, initial_indices, load_prepared, prepare_two_moons, save_prepared
-from bal.acquisition import get_strategy
-from bal.inference import predict_log_probs
-from bal.loop import LoopSettings, TrainSettings, pool_inputs, pool_subset, run, train
+from bal.inference import predict_log_probs_naive
+from bal.loop import LoopSettings, TrainSettings, initial_indices, pool_inputs, pool_subset, run, train
 from bal.models import mlp
+from bal.prepared import Prepared, Split, load_prepared, save_prepared
+from bal.sources.twomoons import prepare_two_moons
+from bal.strategies import get
 
 
 def moons_mlp():
@@ -83,7 +84,7 @@ def test_identical_reruns_and_exact_resume():
     resumed = full[:2] + list(run(split, moons_mlp, s, torch.device("cpu"), finished=full[:2]))
 
     def key(rounds):
-        return [(r.round, r.n_labelled, r.accuracy, r.nll, r.accuracy_dropout_off, r.acquired, r.scores) for r in rounds]
+        return [(r.index, r.n_labelled, r.accuracy, r.nll, r.accuracy_dropout_off, r.acquired, r.scores) for r in rounds]
 
     assert key(again) == key(full)
     assert key(resumed) == key(full)
@@ -203,14 +204,20 @@ def test_epig_targets_come_from_the_unlabelled_pool_under_the_candidates_masks()
     model = moons_mlp()
     unlabelled_U = torch.arange(10, 200)
     candidates_P = unlabelled_U[:50]
-    pool = pool_inputs(model, split.pool_x, candidates_P, unlabelled_U, get_strategy("epig"), {"targets": 190},
+    pool = pool_inputs(model, split.pool_x, candidates_P, unlabelled_U, get("epig"), {"targets": 190},
                        settings(split, "epig"), torch.Generator().manual_seed(1))
     assert pool.log_probs_N_K_C.shape == (50, 5, 2) and pool.target_log_probs_M_K_C.shape == (190, 5, 2)
     # every unlabelled point is a target, so each candidate is one too, with the very same K predictions
     rows = {tuple(t.flatten().tolist()) for t in pool.target_log_probs_M_K_C}
     assert all(tuple(c.flatten().tolist()) in rows for c in pool.log_probs_N_K_C)
-    masks = model.head.draw_masks(5, torch.Generator().manual_seed(2))
-    assert not torch.equal(predict_log_probs(model, split.pool_x[candidates_P], 5, masks=masks), pool.log_probs_N_K_C)
+    # the K masks are the generator's draw after the targets', each shared by every candidate and target:
+    # K plain forward passes, one mask each, give the very same predictions
+    generator = torch.Generator().manual_seed(1)
+    targets_M = unlabelled_U[torch.randperm(len(unlabelled_U), generator=generator)]
+    masks = model.head.draw_masks(5, generator)
+    naive = predict_log_probs_naive(model, split.pool_x[torch.cat([candidates_P, targets_M])], masks)
+    assert torch.allclose(pool.log_probs_N_K_C, naive[:50], atol=1e-5)
+    assert torch.allclose(pool.target_log_probs_M_K_C, naive[50:], atol=1e-5)
     with pytest.raises(ValueError, match="epig needs 191 target inputs, more than the 190 unlabelled points"):
-        pool_inputs(model, split.pool_x, candidates_P, unlabelled_U, get_strategy("epig"), {"targets": 191},
+        pool_inputs(model, split.pool_x, candidates_P, unlabelled_U, get("epig"), {"targets": 191},
                     settings(split, "epig"), torch.Generator())

@@ -39,11 +39,36 @@ def test_masks_are_consistent_across_the_pool_and_fresh_per_call():
     assert not torch.allclose(first, second)
 
 
-def test_log_probs_normalised():
-    torch.manual_seed(0)
-    model = moons_mlp()
-    lp = predict_log_probs(model, torch.randn(20, 2), 4, torch.Generator().manual_seed(0))
-    assert torch.allclose(lp.exp().sum(-1), torch.ones(20, 4), atol=1e-5)
+def test_log_probs_are_the_log_softmax_of_hand_computed_logits():
+    """A 2-2-2-2 net with set weights and three set masks (rate 0.5: kept units are doubled): the
+    logits of every input under every mask are worked out by hand below, relu cut included."""
+    model = mlp((2,), 2, hidden=2, p_in=0.5, p_hidden=0.5)
+    with torch.no_grad():
+        model.trunk[0].weight.copy_(torch.eye(2)), model.trunk[0].bias.zero_()  # features = relu(x) = x here
+        model.head.fc1.weight.copy_(torch.tensor([[1.0, 0.0], [1.0, 1.0]]))  # pre = (a, a + b - 2)
+        model.head.fc1.bias.copy_(torch.tensor([0.0, -2.0]))
+        model.head.fc2.weight.copy_(torch.tensor([[1.0, -1.0], [0.0, 2.0]]))  # logits = (u - v + 0.5, 2 v)
+        model.head.fc2.bias.copy_(torch.tensor([0.5, 0.0]))
+    mask_in_K_D = torch.tensor([[2.0, 2.0], [2.0, 0.0], [0.0, 2.0]])
+    mask_hidden_K_H = torch.tensor([[2.0, 2.0], [2.0, 0.0], [0.0, 2.0]])
+    x = torch.tensor([[1.0, 2.0], [3.0, 1.0], [0.5, 0.5]])
+    logits_N_K_C = torch.tensor([
+        # x = (1, 2): masked input (2, 4) | (2, 0) | (0, 4) -> hidden (2, 4) | (2, 0) | (0, 2) -> x mask (4, 8) | (4, 0) | (0, 4)
+        [[-3.5, 16.0], [4.5, 0.0], [-3.5, 8.0]],
+        # x = (3, 1): (6, 2) | (6, 0) | (0, 2) -> (6, 6) | (6, 4) | (0, 0) -> (12, 12) | (12, 0) | (0, 0)
+        [[0.5, 24.0], [12.5, 0.0], [0.5, 0.0]],
+        # x = (0.5, 0.5): (1, 1) | (1, 0) | (0, 1) -> (1, 0) | (1, relu(-1) = 0) | (0, relu(-1) = 0) -> (2, 0) | (2, 0) | (0, 0)
+        [[2.5, 0.0], [2.5, 0.0], [0.5, 0.0]],
+    ], dtype=torch.float64)
+    expected = logits_N_K_C - torch.logsumexp(logits_N_K_C, dim=-1, keepdim=True)
+    for batch_size in (1, 250):
+        lp = predict_log_probs(model, x, 3, masks=(mask_in_K_D, mask_hidden_K_H), batch_size=batch_size)
+        assert lp.shape == (3, 3, 2)
+        assert torch.allclose(lp.double(), expected, atol=1e-6)
+    # drawn from a generator, the masks are the head's own draw with it
+    g_masks = model.head.draw_masks(5, torch.Generator().manual_seed(3))
+    assert torch.equal(predict_log_probs(model, x, 5, torch.Generator().manual_seed(3)),
+                       predict_log_probs(model, x, 5, masks=g_masks))
 
 
 def test_evaluate_scores_the_mc_averaged_and_the_dropout_off_prediction():

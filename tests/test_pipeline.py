@@ -59,15 +59,27 @@ def fresh_copy(tmp_path_factory):
     return copy
 
 
+def prepare_only(repo, datasets):
+    """Keep only these built-in datasets under prepare (every entry there is a stage), committed."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["prepare"] = {name: params["prepare"][name] for name in datasets}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh("git", "commit", "-qam", f"prepare only {', '.join(datasets)}", cwd=repo)
+
+
+SURVEY = ["mnist"] if os.environ.get("BAL_MNIST_RAW") else []  # the smaller grid, where MNIST is at hand
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    return fresh_copy(tmp_path_factory)
+    repo = fresh_copy(tmp_path_factory)
+    prepare_only(repo, ["twomoons", *SURVEY])
+    return repo
 
 
 def test_experiment_runs_end_to_end(repo):
-    survey = ["mnist"] if os.environ.get("BAL_MNIST_RAW") else []  # the smaller grid, where MNIST is at hand
-    args = ["run.datasets=[twomoons]", f"survey.datasets=[{','.join(survey)}]",
-            f"prepare.datasets=[{','.join(['twomoons', *survey])}]", *TINY]
+    survey = SURVEY
+    args = ["run.datasets=[twomoons]", f"survey.datasets=[{','.join(survey)}]", *TINY]
     out = sh("dvc", "exp", "run", *[a for s in args for a in ("-S", s)], cwd=repo)
     assert "learn@twomoons-bald-0" in out.stdout
 
@@ -101,7 +113,7 @@ def test_experiment_runs_end_to_end(repo):
 
     # One strategy's option reaches that strategy's stages and the TwoMoons maps (which retrain them), no other.
     params = (repo / "params.yaml").read_text()
-    (repo / "params.yaml").write_text(params.replace("power_bald: {beta: 1.0}", "power_bald: {beta: 2.0}"))
+    (repo / "params.yaml").write_text(params.replace("power_bald:\n    beta: 1.0", "power_bald:\n    beta: 2.0"))
     stale = set(json.loads(sh("dvc", "status", "--json", cwd=repo).stdout))
     (repo / "params.yaml").write_text(params)
     runs = {"learn@twomoons-power_bald-0", "learn@twomoons-power_bald-1", *(f"survey@{d}-power_bald-0" for d in survey)}
@@ -110,7 +122,7 @@ def test_experiment_runs_end_to_end(repo):
 
 def test_bad_param_fails_cleanly_without_output(repo):
     result = sh("dvc", "exp", "run", "-S", "learn.twomoons.acquisition_size=-2", "-S", "run.datasets=[twomoons]",
-                "-S", "prepare.datasets=[twomoons]", "-S", "study.datasets=[twomoons]", "-S", "run.strategies=[bald]",
+                "-S", "study.datasets=[twomoons]", "-S", "run.strategies=[bald]",
                 "-S", "survey.datasets=[]",
                 cwd=repo, check=False)
     assert result.returncode != 0
@@ -134,8 +146,8 @@ def test_own_table_simulated_then_suggested_through_dvc(tmp_path_factory):
 
     write_table()
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["prepare"]["datasets"] = ["twomoons", "tiny"]
-    params["prepare"]["tiny"] = {"source": "csv", "path": "data/sources/tiny.csv", "n_validation": 5, "n_test": 20}
+    params["prepare"] = {"twomoons": params["prepare"]["twomoons"]}
+    params["own"] = {"tiny": {"source": "csv", "path": "data/sources/tiny.csv", "n_validation": 5, "n_test": 20}}
     params["learn"]["tiny"] = {"budget": 12, "acquisition_size": 3, "mc_samples": 4, "train": {"steps": 20}}
     params["run"] = {"datasets": ["tiny"], "strategies": ["margin"], "seeds": [0]}
     params["survey"]["datasets"] = []
@@ -152,6 +164,7 @@ def test_own_table_simulated_then_suggested_through_dvc(tmp_path_factory):
         labels[row] = truth[row]
     write_table()
     out = sh("dvc", "repro", "suggest@tiny", cwd=repo).stdout
-    assert "Running stage 'prepare@tiny'" in out and "Running stage 'suggest@tiny'" in out
+    assert "Running stage 'prepare_own@tiny'" in out and "Running stage 'suggest@tiny'" in out
+    assert len(json.loads((repo / "data/prepared/tiny/manifest.json").read_text())["unlabelled_items"]) == 17
     second = pd.read_csv(repo / "suggestions/tiny.csv")
-    assert len(second) == 3 and not set(first.item) & set(second.item)
+    assert len(second) == 3 and all(labels[int(item.split()[1]) - 2] == "" for item in second.item)  # still unlabelled rows

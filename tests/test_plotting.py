@@ -7,10 +7,12 @@ from matplotlib.colors import to_hex
 
 import json
 
-from bal.acquisition import REGISTRY
-from bal.plotting import PALETTE, Panel, curves_by_size, learning_curves, style
+from bal.plotting import Panel, curves_by_size, learning_curves, style
+from bal.strategies import get, names
 
 ROOT = Path(__file__).resolve().parents[1]
+# The colours the strategies have always had (bal.plotting's palette before they moved into the strategy modules).
+BLACK, SKY_BLUE, REDDISH_PURPLE = "#000000", "#56B4E9", "#CC79A7"
 
 
 def curve(accuracies):
@@ -40,8 +42,8 @@ def test_panels_keep_colours_drop_missing_strategies_and_empty_panels():
     visible = [ax for ax in fig.axes if ax.axison]
     assert [ax.get_title() for ax in visible] == ["all", "zoomed"]
     everything, zoomed = (lines(ax) for ax in visible)
-    assert everything == {"random (2 seeds)": PALETTE[0], "bald (1 seed)": PALETTE[6], "margin (1 seed)": PALETTE[2]}
-    assert zoomed == {"random (2 seeds)": PALETTE[0], "margin (1 seed)": PALETTE[2]}
+    assert everything == {"random (2 seeds)": BLACK, "bald (1 seed)": REDDISH_PURPLE, "margin (1 seed)": SKY_BLUE}
+    assert zoomed == {"random (2 seeds)": BLACK, "margin (1 seed)": SKY_BLUE}
     assert zoomed_marks(visible[1]) == [(25, 90.0), (35, 95.0)]
     assert visible[1].get_ylim() == (85, 100)
     mean = [line for line in visible[0].get_lines() if line.get_label() == "random (2 seeds)"][0]
@@ -76,10 +78,12 @@ def test_zoom_spans_the_strategies_from_a_quarter_of_the_way(monkeypatch):
 
 
 def test_a_strategy_has_one_colour_in_every_figure_and_in_dvc_plots():
-    """Colours follow the registry, not the order of a figure's strategies; the DVC template agrees."""
-    assert len(set(PALETTE)) >= len(REGISTRY)  # no two strategies share a colour
+    """Colours are the strategies' own, not the order of a figure's strategies; the DVC template agrees."""
+    assert [style(s) for s in names()] == [(get(s).colour, get(s).marker) for s in names()]
+    assert len({style(s)[0].upper() for s in names()}) == len(names())  # no two strategies share a colour
     study = curves_by_size({10: {"bald": CURVES["bald"], "margin": CURVES["margin"]}}, "study")
     assert lines(study.axes[0]) == {"bald (1 seed)": style("bald")[0], "margin (1 seed)": style("margin")[0]}
     template = json.loads((ROOT / ".dvc/plots/strategies.json").read_text().replace('"<DVC_METRIC_DATA>"', "[]"))
     scale = template["encoding"]["color"]["scale"]
-    assert dict(zip(scale["domain"], scale["range"])) == {s: style(s)[0] for s in REGISTRY}
+    assert len(scale["domain"]) == len(set(scale["domain"])) == len(scale["range"])
+    assert dict(zip(scale["domain"], scale["range"])) == {s: style(s)[0] for s in names()}

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from bal.data import DataError
+from bal.errors import DataError
 from bal.results import (
     acquired_per_class, ceiling_picks, copies_acquired, labels_to, long_table, normalised_auc, paired_comparisons,
     paired_difference, quantile, read_runs, summarise,

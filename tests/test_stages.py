@@ -1,5 +1,6 @@
 """The stage scripts as a user runs them: resume after SIGKILL, identical reruns, clean errors."""
 
+import dataclasses
 import json
 import math
 import signal
@@ -91,9 +92,9 @@ def test_run_killed_after_its_final_round_is_not_trained_again(work):
         stage("learn", *learn_args("a"), cwd=work)
     checkpoint = kill_after_rounds(work, "final", 1)
     curve, acquired = pd.read_csv(work / "a" / "curve.csv"), pd.read_csv(work / "a" / "acquired.csv")
-    fields = curve.rename(columns=lambda c: c.removeprefix("test_"))  # Round's fields: accuracy, nll, ...
-    rounds = [{**row, "acquired": acquired.pool_index[acquired["round"] == row["round"]].tolist(),
-               "scores": acquired.score[acquired["round"] == row["round"]].tolist()}
+    fields = curve.rename(columns=lambda c: {"round": "index"}.get(c, c.removeprefix("test_")))  # Round's fields
+    rounds = [{**row, "acquired": acquired.pool_index[acquired["round"] == row["index"]].tolist(),
+               "scores": acquired.score[acquired["round"] == row["index"]].tolist()}
               for row in fields.to_dict("records")]
     rounds[-1]["accuracy"] = 0.123  # not what training would give: shows the round was not trained again
     saved = json.loads(checkpoint.read_text())
@@ -158,26 +159,27 @@ def test_checkpoint_from_other_params_is_ignored(work):
     assert "resuming" not in result.stdout
 
 
-def test_checkpoint_and_dvc_cover_the_code_a_run_executes_and_no_other():
-    probe = ("import sys; sys.argv = ['learn.py']; sys.path.insert(0, 'stages'); import learn; "
-             "print('\\n'.join(str(p) for p in learn.code_files()))")
+def test_checkpoint_covers_the_code_a_run_executes_and_no_other():
+    """The checkpoint's fingerprint hashes the modules the run imported: its own strategy's, not another's."""
+    probe = ("import sys; sys.argv = ['learn.py']; sys.path.insert(0, {stages!r}); import learn; "
+             "from bal import strategies; strategies.get('bald'); "
+             "print('\\n'.join(str(p) for p in learn.code_files()))").format(stages=str(ROOT / "stages"))
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     files = {str(Path(f).resolve().relative_to(ROOT)) for f in out.split()}
-    names = {Path(f).name for f in files}
-    assert {"learn.py", "common.py", "loop.py", "acquisition.py", "joint_entropy.py", "models.py", "data.py", "io.py"} <= names
-    assert "plotting.py" not in names and "results.py" not in names
-    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    for name in ("learn", "study"):
-        deps = {d for d in stages[name]["deps"] if not d.startswith("data/")}
-        assert deps == files, name  # every module a run imports is a DVC dependency of its stage, and only those
+    assert {"stages/learn.py", "stages/common.py", "src/bal/loop.py", "src/bal/strategies/bald.py",
+            "src/bal/information.py", "src/bal/prepared.py"} <= files
+    assert not {"src/bal/strategies/epig.py", "src/bal/plotting.py", "src/bal/results.py", "src/bal/splits.py"} & files
+    assert not any(f.startswith("src/bal/sources/") for f in files)
 
 
-def test_study_stages_depend_on_the_learn_keys_they_read():
-    from bal.config import STUDY_LEARN_KEYS
+def test_study_stages_depend_on_every_learn_key_they_read():
+    """dvc.yaml's study params against the Learn dataclass's fields (all but the two the study sets)."""
+    from bal.config import STUDY_SETS, Learn
 
     params = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["study"]["params"]
     learn_keys = {p.rsplit(".", 1)[-1] for p in params if p.startswith("learn.")}
-    assert learn_keys == set(STUDY_LEARN_KEYS)
+    assert learn_keys == {f.name for f in dataclasses.fields(Learn)} - set(STUDY_SETS)
+    assert {"hidden", "p_in", "p_hidden"} <= learn_keys
     assert {"compute", "options.${item.strategy}", "study.budget"} <= set(params)
 
 
@@ -205,7 +207,7 @@ def test_only_user_errors_lose_their_traceback(capsys):
 @pytest.mark.parametrize(
     "option, message",
     [
-        ({"strategy": "balde"}, "--strategy 'balde': unknown strategy; known strategies: random"),
+        ({"strategy": "balde"}, "--strategy 'balde': unknown strategy; known strategies: badge, bald, batchbald"),
         ({"dataset": "cifar"}, "--dataset 'cifar' has no learn.cifar entry"),
         ({"prepared": "nowhere"}, "nowhere/manifest.json is missing; run the prepare stage"),
         ({"params": "missing.yaml"}, "missing.yaml does not exist"),
@@ -216,3 +218,21 @@ def test_bad_input_one_sentence_exit_2(work, option, message):
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not (work / "bad").exists()
+
+
+def test_aggregate_reports_the_split_a_dataset_evaluates_on(tmp_path):
+    """learn.<dataset>.evaluate_on: dev writes dev_* columns; aggregate summarises those (it asked for test_*)."""
+    params = {**PARAMS, "run": {"datasets": ["twomoons"], "strategies": ["random", "bald"], "seeds": [0]},
+              "survey": {**PARAMS["survey"], "datasets": []}}
+    params["learn"] = {**PARAMS["learn"], "twomoons": {**PARAMS["learn"]["twomoons"], "evaluate_on": "dev"}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    for strategy, final in (("random", 0.8), ("bald", 0.9)):
+        run = tmp_path / "runs" / "twomoons" / strategy / "0"
+        run.mkdir(parents=True)
+        pd.DataFrame({"round": [0, 1], "n_labelled": [4, 6], "dev_accuracy": [0.5, final - 0.1],
+                      "dev_accuracy_dropout_off": [0.6, final], "dev_nll": [0.7, 0.6]}).to_csv(run / "curve.csv", index=False)
+        pd.DataFrame({"round": [0, 0], "pool_index": [1, 2], "label": [0, 1], "score": [0.1, 0.2],
+                      "past_ceiling": [False, False]}).to_csv(run / "acquired.csv", index=False)
+    stage("aggregate", "--runs", "runs", "--metrics", "summary.json", "--plots", "plots", cwd=tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())["twomoons"]
+    assert (summary["random"]["final_accuracy"], summary["bald"]["final_accuracy"]) == (0.8, 0.9)

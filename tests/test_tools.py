@@ -1,7 +1,11 @@
 import dataclasses
 import importlib.util
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import yaml
 
 from bal.config import load_params
 
@@ -42,12 +46,22 @@ def test_ranks_over_the_strategies_every_dataset_ran_with_spearman_against_the_f
 
 def test_preflight_names_the_datasets_that_would_train_in_emulated_bf16():
     params = load_params(ROOT / "params.yaml")
-    bf16 = preflight.emulated_bf16(params, native_bf16=False, cuda=False)
+    bf16 = preflight.emulated_bf16(params, native_bf16=False)
     assert "mnist" in bf16 and "twomoons" not in bf16  # TwoMoons trains in float32
-    assert preflight.emulated_bf16(params, native_bf16=True, cuda=False) == []
-    on_gpu = dataclasses.replace(params, compute=dataclasses.replace(params.compute, device="auto"))
-    assert preflight.emulated_bf16(on_gpu, native_bf16=False, cuda=True) == []
-    assert preflight.emulated_bf16(on_gpu, native_bf16=False, cuda=False) == bf16
+    assert preflight.emulated_bf16(params, native_bf16=True) == []
+    on_gpu = dataclasses.replace(params, compute=dataclasses.replace(params.compute, device="cuda"))
+    assert preflight.emulated_bf16(on_gpu, native_bf16=False) == []
+
+
+def test_preflight_stops_on_a_suggest_entry_that_dvc_yaml_cannot_be_parsed_with(tmp_path):
+    """suggest: {mine: {}} breaks the parsing of the whole dvc.yaml (its stage reads ${item.strategy}), so
+    DVC never reaches a stage's own check: preflight, which make repro runs first, names the key."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["suggest"] = {"mnist": {}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "preflight.py")], cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr == "error: suggest.mnist.strategy is missing.\n"
 
 
 def test_grid_queue_orders_stale_stages_by_pattern_then_by_dvc_yaml_each_once():

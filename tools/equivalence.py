@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 import typer
 import yaml
+from ablation import changed  # tools/ablation.py: the same dotted.key=value settings
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKTREE = "WORKTREE"  # --head/--base value meaning the current working tree, uncommitted changes included
@@ -49,15 +50,7 @@ def checkout(revision: str, into: Path) -> None:
 
 def override(params_path: Path, settings: list[str]) -> None:
     """Apply ``key.sub=value`` settings (values read as YAML) to params.yaml."""
-    params = yaml.safe_load(params_path.read_text())
-    for setting in settings:
-        key, _, value = setting.partition("=")
-        *parents, last = key.split(".")
-        node = params
-        for part in parents:
-            node = node[part]
-        node[last] = yaml.safe_load(value)
-    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    params_path.write_text(yaml.safe_dump(changed(yaml.safe_load(params_path.read_text()), settings), sort_keys=False))
 
 
 def resolve(tree: Path, names: list[str]) -> dict[str, tuple[str, list[str], list[str]]]:

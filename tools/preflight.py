@@ -1,6 +1,10 @@
-"""Warn before a pipeline run when this CPU would emulate bfloat16 training, about 12 times slower.
+"""Check params.yaml whole before DVC starts, and warn when this CPU would emulate bfloat16 training.
 
-    python tools/preflight.py          # `make repro` runs it first; it never stops the run
+    python tools/preflight.py          # `make repro` runs it first
+
+A bad entry anywhere (a strategy's options, a dataset's source, a suggest entry that dvc.yaml could
+not even be parsed with) stops it with one sentence and exit code 2; the stages themselves check only
+what they read. The bf16 warning never stops the run.
 
 The MNIST-like datasets train with bfloat16 autocast (``learn.<dataset>.train.precision``), which is
 fast on CPUs with AVX512-BF16 or AMX, where the committed grid ran. Other CPUs emulate it: on an AMD
@@ -17,21 +21,27 @@ from pathlib import Path
 
 import torch
 
-from bal.config import Params, load_params
+from bal.config import Params, check_all, load_params
+from bal.errors import ConfigError
 
 
-def emulated_bf16(params: Params, native_bf16: bool, cuda: bool) -> list[str]:
+def emulated_bf16(params: Params, native_bf16: bool) -> list[str]:
     """The datasets of the learn grids and the study that would train in emulated bfloat16."""
-    on_cpu = params.compute.device == "cpu" or (params.compute.device == "auto" and not cuda)
-    if native_bf16 or not on_cpu:
+    if native_bf16 or params.compute.device != "cpu":
         return []
     datasets = {d for grid in (*params.grids().values(), params.study) for d in grid.datasets}
     return sorted(d for d in datasets if params.learn[d].train.precision == "bfloat16")
 
 
 def main() -> None:
+    try:
+        params = load_params(Path("params.yaml"))
+        check_all(params)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
     native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    slow = emulated_bf16(load_params(Path("params.yaml")), native, torch.cuda.is_available())
+    slow = emulated_bf16(params, native)
     if slow:
         print(f"warning: this CPU has neither AVX512-BF16 nor AMX, so the bfloat16 training of {', '.join(slow)} "
               f"is emulated, about 12 times slower than on the CPUs of the committed grid; for a fast run whose results "

@@ -184,6 +184,10 @@ class Params:
                               "which its stages depend on.")
         return _build(strategy.options, self.options[strategy.name], f"options.{strategy.name}")
 
+    def reported_column(self, dataset: str) -> str:
+        """The curve column that holds ``dataset``'s reported accuracy: on the split its runs evaluate on."""
+        return self.report.column(self.learn[dataset].evaluate_on)
+
     def study_learn(self, dataset: str, acquisition_size: int) -> Learn:
         """``learn.<dataset>`` with one of the study's acquisition sizes and the study's budget."""
         if acquisition_size not in self.study.acquisition_sizes:
@@ -282,16 +286,15 @@ def _check(params: Params, data: dict) -> None:
     params.yaml as read, for what must be written out."""
     study, known = params.study, list(params.datasets())
     grids = {**params.grids(), "study": study}
-    twice = sorted(set(params.prepare) & set(params.own))
-    _require(not twice, f"own.{twice[0]}" if twice else "own", "...", "is in prepare too; a dataset has one entry")
+    for name in sorted(set(params.prepare) & set(params.own)):
+        raise ConfigError(f"own.{name} is in prepare too; a dataset has one entry.")
     names = strategies.names()
     for name, grid in grids.items():
         _check_names(f"{name}.datasets", grid.datasets, known, "must have an entry under prepare or own, which prepares it")
         _check_names(f"{name}.strategies", grid.strategies, names)
         _check_seeds(f"{name}.seeds", grid.seeds)
-    unknown = sorted(set(params.options) - set(names))
-    _require(not unknown, f"options.{unknown[0]}" if unknown else "options", "{...}",
-             f"not a strategy; strategies: {', '.join(names)}")
+    for name in sorted(set(params.options) - set(names)):
+        raise ConfigError(f"options.{name} is not a known key: not a strategy; strategies: {', '.join(names)}.")
     twice = set(params.run.datasets) & set(params.survey.datasets)
     _require(not twice, "survey.datasets", sorted(twice)[0] if twice else None,
              "is in run.datasets too; a dataset's runs belong to one grid (both write data/runs/<dataset>)")
