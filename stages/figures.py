@@ -22,14 +22,16 @@ from bal.io import atomic_write_bytes
 from bal.loop import fit, initial_indices
 from bal.prepared import load_prepared
 from bal.plotting import Panel, accuracy_table, acquired_classes, bald_terms, decision_maps, learning_curves, render
-from bal.results import BATCHBALD_2019, GAL_2017, acquired_per_class, read_runs
+from bal.results import BATCHBALD_2019, GAL_2017, STAGES, acquired_per_class, read_runs
 from common import fails_cleanly
 
 app = typer.Typer(add_completion=False)
 
-ZOOM = (85, 100)  # accuracy range (%) of the zoomed image-dataset panels
-# MNIST's zoomed panels: groups of strategies beside random and BALD, with the papers' marks.
-MNIST_GROUPS = [
+PAPERS = ["mnist"]  # the datasets whose figures carry the papers' marks (report.papers once config.py moves)
+ZOOM = (85, 100)  # accuracy range (%) of the zoomed panels of a dataset that reproduces the papers
+# The zoomed panels of the datasets in report.papers (MNIST): groups of strategies beside random and BALD,
+# with the papers' marks.
+PAPER_GROUPS = [
     Panel("Gal et al. 2017's strategies (hollow: their Table 1)", ["random", "max_entropy", "variation_ratios", "bald"],
           GAL_2017, ZOOM),
     Panel("batch-aware, 10 a round (hollow: BatchBALD paper)", ["random", "bald", "batchbald", "power_bald"],
@@ -40,7 +42,7 @@ MNIST_GROUPS = [
 
 
 def zoom_range(curves: dict, column: str) -> tuple[float, float]:
-    """The accuracy range (%) of a zoomed panel for a dataset other than MNIST: from just below the
+    """The accuracy range (%) of a zoomed panel for a dataset not in report.papers: from just below the
     lowest strategy's mean accuracy a quarter of the way along the label range, to just above the best."""
     means = [accuracy_table(by_seed, column).mean(axis=1) for by_seed in curves.values()]
     low = min(m.iloc[len(m) // 4] for m in means)
@@ -48,17 +50,17 @@ def zoom_range(curves: dict, column: str) -> tuple[float, float]:
     return math.floor(low) - 1, min(100, math.ceil(high) + 1)
 
 
-def curve_panels(dataset: str, strategies: list[str], zoom: tuple[float, float]) -> list[Panel]:
-    """All strategies over the full range, then (image datasets) zoomed panels: MNIST's groups (on
-    ZOOM, the papers' range), and any strategy in none of them beside random and BALD; other datasets
-    all strategies on ``zoom``."""
+def curve_panels(dataset: str, kind: str, papers: list[str], strategies: list[str], zoom: tuple[float, float]) -> list[Panel]:
+    """All strategies over the full range, then (image datasets) zoomed panels: for a dataset of
+    ``papers`` (report.papers) the papers' groups (on ZOOM, the papers' range), and any strategy in none
+    of them beside random and BALD; for another, all strategies on ``zoom``."""
     overview = Panel(f"{dataset}: test accuracy vs labelled samples", strategies)
-    if dataset == "twomoons":
+    if kind != "image":
         return [overview]
-    if dataset != "mnist":
+    if dataset not in papers:
         return [overview, Panel(f"zoom: {zoom[0]}-{zoom[1]}%", strategies, None, zoom)]
-    panels = [overview, *MNIST_GROUPS]
-    others = [s for s in strategies if not any(s in group.strategies for group in MNIST_GROUPS)]
+    panels = [overview, *PAPER_GROUPS]
+    others = [s for s in strategies if not any(s in group.strategies for group in PAPER_GROUPS)]
     if others:
         panels.append(Panel("other strategies", ["random", "bald", *others], None, ZOOM))
     return panels
@@ -126,14 +128,16 @@ def main(
     for group, grid in params.grids().items():
         for dataset in grid.datasets:
             column = params.reported_column(dataset)
-            read = functools.partial(read_runs, runs, dataset, grid.strategies, grid.seeds, missing_ok=True, group=group)
+            read = functools.partial(read_runs, runs, dataset, grid.strategies, grid.seeds, missing_ok=True,
+                                     group=STAGES[group])
             curves = read("curve.csv")
             if not curves:
                 continue
-            panels = curve_panels(dataset, list(curves), zoom_range(curves, column))
+            split = load_prepared(prepared / dataset)
+            panels = curve_panels(dataset, split.kind, PAPERS, list(curves), zoom_range(curves, column))
             write(out, f"{dataset}_curves", learning_curves(curves, panels, column))
-            if dataset != "twomoons":
-                class_names = load_prepared(prepared / dataset).class_names
+            if split.kind == "image":  # TwoMoons has its maps instead
+                class_names = split.class_names
                 tables = read("acquired.csv")
                 counts = pd.DataFrame({s: acquired_per_class(t, len(class_names)) for s, t in tables.items()},
                                       index=class_names).T
