@@ -36,7 +36,7 @@ fashion-mnist:
 JOBS ?= 2
 repro: setup fashion-mnist
 	python tools/preflight.py
-	dvc repro prepare
+	dvc repro --glob 'prepare*@*'  # the built-in datasets' prepare@* and your own files' prepare_own@*
 	dvc stage list --name-only | grep -E '^(learn|survey|study)@' | xargs -P $(JOBS) -n 1 dvc --wait-for-lock repro --single-item
 	dvc repro
 

@@ -22,7 +22,7 @@ import typer
 
 def one_case(n: int, k: int, b: int, m: int, threads: int) -> dict:
     torch.set_num_threads(threads)
-    from bal.acquisition import select
+    from bal.strategies import select
 
     generator = torch.Generator().manual_seed(0)
     log_probs_N_K_C = torch.log_softmax(3 * torch.randn(n, k, 10, generator=generator), dim=-1)

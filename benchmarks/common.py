@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from bal.config import Learn, load_params
-from bal.data import Split, load_prepared
+from bal.prepared import Split, load_prepared
 
 
 def mnist_setup(params_path: Path, prepared: Path) -> tuple[Learn, Split]:

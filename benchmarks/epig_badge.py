@@ -24,7 +24,8 @@ import typer
 
 def one_case(what: str, n: int, repeats: int) -> dict:
     torch.set_num_threads(1)
-    from bal.acquisition import PoolInputs, epig_scores, select
+    from bal.strategies import PoolInputs, select
+    from bal.strategies.epig import score as epig_scores
 
     g = torch.Generator().manual_seed(0)
 

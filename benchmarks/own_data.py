@@ -54,9 +54,8 @@ def main(images: int = typer.Option(100_000), size: int = typer.Option(64), rows
         table.to_csv(work / "table.csv", index=False)
 
         params = yaml.safe_load((ROOT / "params.yaml").read_text())
-        params["prepare"]["datasets"] += ["images", "table"]
-        params["prepare"]["images"] = {"source": "image_folder", "path": str(folder), "channels": 3, "n_test": 1000}
-        params["prepare"]["table"] = {"source": "csv", "path": str(work / "table.csv"), "n_test": 10_000}
+        params["own"] = {"images": {"source": "image_folder", "path": str(folder), "channels": 3, "n_test": 1000},
+                         "table": {"source": "csv", "path": str(work / "table.csv"), "n_test": 10_000}}
         params["run"]["datasets"] = ["images"]
         params["learn"]["images"] = {**params["learn"]["mnist"], "budget": 40, "pool_subset": min(2000, images // 4)}
         (work / "params.yaml").write_text(yaml.safe_dump(params))

@@ -17,9 +17,8 @@ import numpy as np
 import torch
 import typer
 
-from bal.data import initial_indices
 from bal.inference import evaluate, predict_log_probs, predict_log_probs_naive
-from bal.loop import fit
+from bal.loop import fit, initial_indices
 from common import mnist_setup
 
 

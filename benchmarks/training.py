@@ -29,9 +29,9 @@ import torch
 import typer
 
 from bal.config import Learn
-from bal.data import Split, initial_indices
+from bal.prepared import Split
 from bal.inference import evaluate
-from bal.loop import TrainSettings, fit
+from bal.loop import TrainSettings, fit, initial_indices
 from common import mnist_setup
 
 

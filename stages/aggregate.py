@@ -9,7 +9,8 @@ import typer
 
 from bal.config import load_params
 from bal.io import write_csv, write_json
-from bal.results import STAGES, acquired_per_class, long_table, paired_comparisons, read_runs, summarise
+from bal.results import (STAGES, acquired_per_class, evaluated_split, long_table, paired_comparisons, read_runs,
+                         summarise)
 from common import fails_cleanly
 
 app = typer.Typer(add_completion=False)
@@ -27,10 +28,10 @@ def main(
     summary = {}
     for group, grid in params.grids().items():
         for dataset in grid.datasets:
-            column = params.reported_column(dataset)
             curves = read_runs(runs, dataset, grid.strategies, grid.seeds, "curve.csv", missing_ok=True, group=STAGES[group])
             if not curves:
                 continue
+            column = params.report.column(evaluated_split(curves))
             comparisons = paired_comparisons(curves, column)
             acquired = read_runs(runs, dataset, grid.strategies, grid.seeds, "acquired.csv", missing_ok=True, group=STAGES[group])
             classes = 1 + max(int(t.label.max()) for by_seed in acquired.values() for t in by_seed.values() if len(t))

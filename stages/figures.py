@@ -22,12 +22,11 @@ from bal.io import atomic_write_bytes
 from bal.loop import fit, initial_indices
 from bal.prepared import load_prepared
 from bal.plotting import Panel, accuracy_table, acquired_classes, bald_terms, decision_maps, learning_curves, render
-from bal.results import BATCHBALD_2019, GAL_2017, STAGES, acquired_per_class, read_runs
+from bal.results import BATCHBALD_2019, GAL_2017, STAGES, acquired_per_class, evaluated_split, read_runs
 from common import fails_cleanly
 
 app = typer.Typer(add_completion=False)
 
-PAPERS = ["mnist"]  # the datasets whose figures carry the papers' marks (report.papers once config.py moves)
 ZOOM = (85, 100)  # accuracy range (%) of the zoomed panels of a dataset that reproduces the papers
 # The zoomed panels of the datasets in report.papers (MNIST): groups of strategies beside random and BALD,
 # with the papers' marks.
@@ -127,14 +126,14 @@ def main(
     torch.set_num_threads(params.compute.threads)
     for group, grid in params.grids().items():
         for dataset in grid.datasets:
-            column = params.reported_column(dataset)
             read = functools.partial(read_runs, runs, dataset, grid.strategies, grid.seeds, missing_ok=True,
                                      group=STAGES[group])
             curves = read("curve.csv")
             if not curves:
                 continue
+            column = params.report.column(evaluated_split(curves))
             split = load_prepared(prepared / dataset)
-            panels = curve_panels(dataset, split.kind, PAPERS, list(curves), zoom_range(curves, column))
+            panels = curve_panels(dataset, split.kind, params.report.papers, list(curves), zoom_range(curves, column))
             write(out, f"{dataset}_curves", learning_curves(curves, panels, column))
             if split.kind == "image":  # TwoMoons has its maps instead
                 class_names = split.class_names

@@ -17,7 +17,7 @@ from bal.config import load_params
 from bal.prepared import load_prepared
 from bal.io import atomic_write_bytes, write_json
 from bal.plotting import curves_by_size, render
-from bal.results import BATCHBALD_2019, ceiling_picks, copies_acquired, read_runs, summarise
+from bal.results import BATCHBALD_2019, ceiling_picks, copies_acquired, evaluated_split, read_runs, summarise
 from common import fails_cleanly
 
 app = typer.Typer(add_completion=False)
@@ -36,9 +36,9 @@ def main(
     study = params.study
     summary = {}
     for dataset in study.datasets:
-        column = params.reported_column(dataset)
         grid = (runs, dataset, study.strategies, study.seeds)
         panels = {size: read_runs(*grid, "curve.csv", size, missing_ok=True) for size in study.acquisition_sizes}
+        column = params.report.column(evaluated_split(*panels.values()))
         summary[dataset] = {f"b{size}": {strategy: summarise(by_seed, column) for strategy, by_seed in curves.items()}
                             for size, curves in panels.items()}
         split = load_prepared(prepared / dataset)
@@ -50,7 +50,7 @@ def main(
                     entry["copies_acquired"] = statistics.fmean(copies_acquired(t, n_originals) for t in by_seed.values())
                 if strategies.get(strategy).joint_scores:
                     entry.update(ceiling_picks(list(by_seed.values())))
-        references = BATCHBALD_2019 if dataset == "mnist" else None
+        references = BATCHBALD_2019 if dataset in params.report.papers else None
         title = f"{dataset}: test accuracy vs labelled samples" + (" (hollow: BatchBALD paper)" if references else "")
         for fmt, data in render(curves_by_size(panels, title, references, (60, 100), column)).items():
             atomic_write_bytes(plots / f"{dataset}_curves.{fmt}", data)

@@ -1,4 +1,4 @@
-"""Stage suggest: train on every labelled item of a dataset and rank its unlabelled ones.
+"""Stage suggest: train on every labelled item of a dataset but its test set, and rank its unlabelled ones.
 
 Writes the next ``learn.<dataset>.acquisition_size`` items to label, best first: the item (a file
 under the image folder, or a line of the CSV), its score under ``suggest.<dataset>.strategy``, and
@@ -8,6 +8,7 @@ class folders, fill in the label cells), run ``dvc repro``, and the next batch c
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -43,8 +44,18 @@ def main(
     if split.unlabelled_x is None:
         raise ConfigError(f"suggest.{dataset}: {dataset} has no unlabelled items (an image folder's path/unlabelled/, "
                           "or CSV rows with an empty label).")
+    # every labelled item but the test set's: validation too, unless early stopping reads it
+    held = ("val", "dev") if not learn.train.eval_every else ("dev",)
+    parts = [name for name in ("pool", *held) if getattr(split, f"{name}_y") is not None]
+    split = dataclasses.replace(split, pool_x=torch.cat([getattr(split, f"{name}_x") for name in parts]),
+                                pool_y=torch.cat([getattr(split, f"{name}_y") for name in parts]))
     labelled = list(range(len(split.pool_y)))
+    params.check_model(dataset, learn, split)
     options = params.strategy_options(strategy.name)
+    targets = options.get("targets", 0) if "target_log_probs_M_K_C" in strategy.inputs else 0
+    if targets > len(split.unlabelled_x):
+        raise ConfigError(f"options.{strategy.name}.targets = {targets}: must be at most the {len(split.unlabelled_x)} "
+                          f"unlabelled items of {dataset}, from which suggest draws them.")
     settings = learn.loop_settings(strategy.name, seed, labelled, options)
     make_model = learn.make_model(split.kind, tuple(split.pool_x.shape[1:]), split.classes)
     model, generator = fit(split, labelled, make_model, settings, 0, device)
@@ -63,7 +74,7 @@ def main(
         "predicted_class": [split.class_names[c] for c in predicted_B.tolist()],
         "probability": probability_B.tolist(),
     }))
-    typer.echo(f"suggest {dataset}: trained on {len(labelled)} labelled items, ranked {pool.size} unlabelled with "
+    typer.echo(f"suggest {dataset}: trained on {len(labelled)} labelled items ({' + '.join(parts)}), ranked {pool.size} unlabelled with "
                f"{strategy.name}; the next {size} -> {out}")
 
 

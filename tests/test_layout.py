@@ -106,3 +106,62 @@ def test_a_change_to_one_strategy_or_source_reaches_only_its_stages(tmp_path):
     assert reached("src/bal/sources/image_folder.py") == {"prepare_own@my_image_folder"}
     assert reached("src/bal/sources/torchvision.py") == {f"prepare@{d}" for d in
                                                          ("mnist", "repeated_mnist", "fashion_mnist", "mnist_unbalanced")}
+
+
+WRAP = """
+import atexit, runpy, sys
+from pathlib import Path
+
+root, out, script = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+
+
+def dump():
+    paths = {Path(m.__file__).resolve() for m in list(sys.modules.values()) if getattr(m, "__file__", None)}
+    out.write_text("\\n".join(sorted(str(p.relative_to(root)) for p in paths
+                                     if p.is_relative_to(root / "src") or p.is_relative_to(root / "stages"))))
+
+
+atexit.register(dump)
+sys.argv = sys.argv[3:]
+sys.path.insert(0, str(Path(script).parent))
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+def test_what_a_stage_imports_while_it_runs_is_its_deps(tmp_path):
+    """The static probe above cannot see imports made at run time (a strategy or source looked up by name):
+    run tiny prepare, prepare_own, learn and suggest stages and record every module they had loaded at exit."""
+    import numpy as np
+    import pandas as pd
+
+    (tmp_path / "repo").mkdir()
+    resolved = stages(with_own_data(tmp_path / "repo")[0])
+    work = tmp_path / "work"
+    work.mkdir()
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 2))
+    label = np.where(x[:, 0] > 0, "a", "b").astype(object)
+    label[70:] = ""
+    pd.DataFrame({"f": x[:, 0], "g": x[:, 1], "label": label}).to_csv(work / "t.csv", index=False)
+    params["own"] = {"my_csv": {"source": "csv", "path": "t.csv", "n_validation": 5, "n_test": 10}}
+    params["suggest"] = {"my_csv": {"strategy": "epig"}}
+    params["learn"]["twomoons"].update(budget=6, train={"steps": 5})
+    params["learn"]["my_csv"] = {"budget": 8, "acquisition_size": 2, "mc_samples": 4, "train": {"steps": 5}}
+    params["options"]["epig"] = {"targets": 3}
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+
+    def run(stage: str, script: str, *args: str) -> None:
+        out = work / f"{stage}.imports"
+        subprocess.run([sys.executable, "-c", WRAP, str(ROOT), str(out), str(ROOT / "stages" / f"{script}.py"), *args],
+                       cwd=work, check=True, capture_output=True)
+        loaded = set(out.read_text().split())
+        assert loaded == resolved[stage][1], f"{stage}: loaded, not a dep {sorted(loaded - resolved[stage][1])}; " \
+                                             f"a dep, not loaded {sorted(resolved[stage][1] - loaded)}"
+
+    run("prepare@twomoons", "prepare", "--dataset", "twomoons", "--out", "prepared/twomoons")
+    run("prepare_own@my_csv", "prepare", "--dataset", "my_csv", "--out", "prepared/my_csv")
+    for strategy in ("random", "epig", "badge"):
+        run(f"learn@twomoons-{strategy}-0", "learn", "--dataset", "twomoons", "--strategy", strategy, "--seed", "0",
+            "--prepared", "prepared/twomoons", "--out", f"runs/{strategy}", "--checkpoint", f"{strategy}.json")
+    run("suggest@my_csv", "suggest", "--dataset", "my_csv", "--prepared", "prepared/my_csv", "--out", "s.csv")

@@ -50,19 +50,22 @@ def test_panels_keep_colours_drop_missing_strategies_and_empty_panels():
     assert list(mean.get_ydata()) == [50.0, 65.0, 75.0]
 
 
-def test_mnist_panels_group_the_strategies_and_catch_any_other(monkeypatch):
+def test_the_papers_panels_group_the_strategies_and_catch_any_other(monkeypatch):
+    """A dataset of report.papers gets the papers' groups (on their range), any other image dataset one zoom
+    on its own range, a table (TwoMoons, which has its maps) the overview alone; no dataset is named in code."""
     monkeypatch.syspath_prepend(str(ROOT / "stages"))
-    from figures import MNIST_GROUPS, curve_panels
+    from figures import PAPER_GROUPS, curve_panels
 
     grouped = ["random", "max_entropy", "margin", "least_confidence", "variation_ratios", "mean_std", "bald",
                "batchbald", "power_bald", "epig", "badge"]
-    assert {s for group in MNIST_GROUPS for s in group.strategies} == set(grouped)
-    panels = curve_panels("mnist", grouped, (70, 90))
-    assert panels[0].strategies == grouped and panels[1:] == MNIST_GROUPS  # MNIST keeps the papers' range
-    extra = curve_panels("mnist", [*grouped, "my_strategy"], (70, 90))
+    assert {s for group in PAPER_GROUPS for s in group.strategies} == set(grouped)
+    panels = curve_panels("mnist", "image", ["mnist"], grouped, (70, 90))
+    assert panels[0].strategies == grouped and panels[1:] == PAPER_GROUPS  # the papers' range
+    extra = curve_panels("mnist", "image", ["mnist"], [*grouped, "my_strategy"], (70, 90))
     assert extra[-1].strategies == ["random", "bald", "my_strategy"]
-    assert [p.ylim for p in curve_panels("fashion_mnist", grouped, (70, 90))] == [None, (70, 90)]
-    assert len(curve_panels("twomoons", grouped, (70, 90))) == 1
+    assert [p.ylim for p in curve_panels("mnist", "image", [], grouped, (70, 90))] == [None, (70, 90)]
+    assert [p.ylim for p in curve_panels("fashion_mnist", "image", ["mnist"], grouped, (70, 90))] == [None, (70, 90)]
+    assert len(curve_panels("twomoons", "table", ["twomoons"], grouped, (70, 90))) == 1
 
 
 def test_zoom_spans_the_strategies_from_a_quarter_of_the_way(monkeypatch):

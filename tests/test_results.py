@@ -113,3 +113,13 @@ def test_read_runs_missing_is_an_error_or_a_named_warning(tmp_path):
 def test_acquired_per_class_is_a_mean_over_seeds():
     tables = {0: pd.DataFrame({"label": [0, 2, 2]}), 1: pd.DataFrame({"label": [2, 2, 2]})}
     assert acquired_per_class(tables, 4) == [0.5, 0.0, 2.5, 0.0]
+
+
+def test_the_reported_split_is_read_from_the_curves():
+    from bal.results import evaluated_split
+
+    dev = pd.DataFrame({"round": [0], "n_labelled": [4], "dev_accuracy": [0.5], "dev_nll": [0.7],
+                        "dev_accuracy_dropout_off": [0.6]})
+    assert evaluated_split({}, {"bald": {0: dev}}) == "dev"
+    assert evaluated_split({"bald": {0: dev.rename(columns=lambda c: c.replace("dev_", "test_"))}}) == "test"
+    assert evaluated_split({}) == "test"  # no runs yet

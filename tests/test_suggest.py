@@ -1,5 +1,6 @@
 """The human-in-the-loop round trip: suggest, label the suggested items, suggest again."""
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -31,9 +32,13 @@ def stage(name, *args, cwd, check=True):
 
 def the_stages_model(folder, dataset="mine"):
     """The suggest stage's model and the generator it goes on with, rebuilt as the stage builds them (a
-    model is a pure function of the seed, 0 here as there, and the labelled set: every labelled pool item)."""
+    model is a pure function of the seed, 0 here as there, and the labelled set: every labelled item but the
+    test set's, pool then validation, as no early stopping reads the validation set here)."""
     params, split = load_params(folder / "params.yaml"), load_prepared(folder / "prepared")
     learn, strategy = params.learn[dataset], params.suggest[dataset].strategy
+    assert learn.train.eval_every == 0 and split.dev_x is None
+    split = dataclasses.replace(split, pool_x=torch.cat([split.pool_x, split.val_x]),
+                                pool_y=torch.cat([split.pool_y, split.val_y]))
     labelled = list(range(len(split.pool_y)))
     settings = learn.loop_settings(strategy, 0, labelled, params.strategy_options(strategy))
     make_model = learn.make_model(split.kind, tuple(split.pool_x.shape[1:]), split.classes)
@@ -95,8 +100,9 @@ def test_suggest_label_suggest_again(tmp_path):
 
     def round_trip():
         stage("prepare", "--dataset", "mine", "--out", "prepared", cwd=tmp_path)
-        stage("suggest", "--dataset", "mine", "--prepared", "prepared", "--out", "suggestions.csv", cwd=tmp_path)
+        log = stage("suggest", "--dataset", "mine", "--prepared", "prepared", "--out", "suggestions.csv", cwd=tmp_path)
         split = load_prepared(tmp_path / "prepared")
+        assert f"trained on {len(split.pool_y) + len(split.val_y)} labelled items (pool + val)" in log.stdout
         return pd.read_csv(tmp_path / "suggestions.csv"), len(split.pool_y) + len(split.val_y) + len(split.test_y)
 
     first, labelled = round_trip()
@@ -124,3 +130,34 @@ def test_suggest_needs_unlabelled_items(tmp_path):
     result = stage("suggest", "--dataset", "t", "--prepared", "prepared", "--out", "s.csv", cwd=tmp_path, check=False)
     assert result.returncode == 2 and "suggest.t: t has no unlabelled items" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "s.csv").exists()
+
+
+def test_suggest_refuses_more_epig_targets_than_unlabelled_items(tmp_path):
+    rows = ["a,label"] + [f"{i},{i % 2}" for i in range(40)] + [f"{i}," for i in range(3)]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    params = {**PARAMS, "own": {"t": {"source": "csv", "path": str(tmp_path / "t.csv"), "n_validation": 2, "n_test": 4}},
+              "learn": {**PARAMS["learn"], "t": {"budget": 20, "mc_samples": 4, "train": {"steps": 5}}},
+              "suggest": {"t": {"strategy": "epig"}}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    stage("prepare", "--dataset", "t", "--out", "prepared", cwd=tmp_path)
+    result = stage("suggest", "--dataset", "t", "--prepared", "prepared", "--out", "s.csv", cwd=tmp_path, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and not (tmp_path / "s.csv").exists()
+    assert result.stderr == "error: options.epig.targets = 100: must be at most the 3 unlabelled items of t, from which suggest draws them.\n"
+
+
+@pytest.mark.parametrize("size, model, message", [
+    (12, "auto", "learn.mine.model = 'auto': the CNN needs images of at least 16x16 and mine's are 12x12: set own.mine.size"),
+    (20, "mlp", "learn.mine.model = 'mlp': mine holds images; use auto or cnn."),
+])
+def test_suggest_names_a_model_that_cannot_take_the_images(tmp_path, size, model, message):
+    for name in ("a", "b", "unlabelled"):
+        (tmp_path / "mine" / name).mkdir(parents=True)
+        for i in range(6):
+            Image.new("L", (size, size), 40 * i).save(tmp_path / "mine" / name / f"{i}.png")
+    params = {**PARAMS, "own": {"mine": {"source": "image_folder", "path": str(tmp_path / "mine"), "n_validation": 2,
+                                         "n_test": 2}},
+              "learn": {**PARAMS["learn"], "mine": {"budget": 8, "model": model}}, "suggest": {"mine": {"strategy": "margin"}}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    stage("prepare", "--dataset", "mine", "--out", "prepared", cwd=tmp_path)
+    result = stage("suggest", "--dataset", "mine", "--prepared", "prepared", "--out", "s.csv", cwd=tmp_path, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and message in result.stderr

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from bal.config import load_params
@@ -53,15 +54,24 @@ def test_preflight_names_the_datasets_that_would_train_in_emulated_bf16():
     assert preflight.emulated_bf16(on_gpu, native_bf16=False) == []
 
 
-def test_preflight_stops_on_a_suggest_entry_that_dvc_yaml_cannot_be_parsed_with(tmp_path):
-    """suggest: {mine: {}} breaks the parsing of the whole dvc.yaml (its stage reads ${item.strategy}), so
-    DVC never reaches a stage's own check: preflight, which make repro runs first, names the key."""
+@pytest.mark.parametrize("section, entry, message", [
+    ("suggest", {"mnist": {}}, "suggest.mnist.strategy is missing."),
+    ("prepare", {"mnist": {"n_validation": 100}}, "prepare.mnist.source = None: must be one of torchvision, twomoons "
+                                                   "(your own files go under own)."),
+    ("own", {"mine": {"source": "csv"}}, "own.mine.path is missing."),
+    ("own", {"mine": {"path": "data/sources/mine.csv"}}, "own.mine.source = None: must be one of csv, image_folder, npz "
+                                                          "(built-in sources go under prepare)."),
+])
+def test_preflight_names_an_entry_that_dvc_yaml_cannot_be_parsed_with(tmp_path, section, entry, message):
+    """dvc.yaml reads ${item.strategy}, ${item.source} and ${item.path}, so an entry without them breaks the
+    parsing of the whole file and DVC never reaches a stage's own check: preflight, which make repro runs
+    first, names the key."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["suggest"] = {"mnist": {}}
+    params[section] = {**params.get(section, {}), **entry}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     result = subprocess.run([sys.executable, str(ROOT / "tools" / "preflight.py")], cwd=tmp_path,
                             capture_output=True, text=True)
-    assert result.returncode == 2 and result.stderr == "error: suggest.mnist.strategy is missing.\n"
+    assert result.returncode == 2 and result.stderr == f"error: {message}\n"
 
 
 def test_grid_queue_orders_stale_stages_by_pattern_then_by_dvc_yaml_each_once():

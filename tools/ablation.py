@@ -4,7 +4,7 @@
         --set learn.mnist.evaluate_on=dev --strategies bald,random --seeds 0,1
 
 It writes the exact params file to docs/ablations/<name>.yaml (params.yaml with the changes; its
-first lines name the commit and the command), prepares the dataset afresh if a ``prepare.`` key
+first lines name the commit and the command), prepares the dataset afresh if a ``prepare.`` (or ``own.``) key
 changed (into data/scratch/, git-ignored), and runs every strategy x seed, ``--jobs`` at a time
 with one torch thread each, into data/ablations/<name>/<dataset>/<strategy>/<seed>/. Rerunning
 the command reproduces the ablation; an interrupted run resumes from its checkpoint.
@@ -61,7 +61,7 @@ def main(
                            + yaml.safe_dump(params, sort_keys=False, width=120))
 
     prepared = ROOT / "data" / "prepared" / dataset
-    if params["prepare"].get(dataset) != base["prepare"].get(dataset):
+    if any(params.get(group, {}).get(dataset) != base.get(group, {}).get(dataset) for group in ("prepare", "own")):
         prepared = ROOT / "data" / "scratch" / "ablations" / name / "prepared" / dataset
         subprocess.run([sys.executable, "stages/prepare.py", "--dataset", dataset, "--out", str(prepared),
                         "--params", str(params_path)], cwd=ROOT, check=True)

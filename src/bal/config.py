@@ -131,8 +131,9 @@ class Report:
 
     prediction: str = "dropout_off"  # the deterministic net, as Gal et al.'s code (chosen on the dev split:
     # docs/protocol.md), or mc: the average over test_mc_samples dropout masks
+    papers: MaybeEmpty = field(default_factory=list)  # the datasets whose figures carry the papers' MNIST marks
 
-    def column(self, split: str = "test") -> str:
+    def column(self, split: str) -> str:
         """The curve column that holds the reported accuracy on ``split``."""
         return f"{split}_accuracy" + ("_dropout_off" if self.prediction == "dropout_off" else "")
 
@@ -166,12 +167,12 @@ class Params:
         if group is None:
             raise ConfigError(f"dataset {name!r} is in neither prepare nor own; datasets: {', '.join(self.datasets())}.")
         key, entry = f"{group}.{name}", getattr(self, group)[name]
-        source = entry.get("source")
-        known = [s for s in sources.names() if getattr(sources.get(s), "FILES", False) == (group == "own")]
-        if source not in known:
+        source, files = entry.get("source"), group == "own"
+        if source not in sources.names() or getattr(sources.get(source), "FILES", False) != files:  # its module alone
+            known = [s for s in sources.names() if getattr(sources.get(s), "FILES", False) == files]
             raise ConfigError(f"{key}.source = {source!r}: must be one of {', '.join(known)}"
-                              + (" (your own files go under own)" if group == "prepare" else
-                                 " (built-in sources go under prepare)") + ".")
+                              + (" (built-in sources go under prepare)" if files else " (your own files go under own)")
+                              + ".")
         return Dataset(source, _build(sources.get(source).Options, {k: v for k, v in entry.items() if k != "source"}, key))
 
     def strategy_options(self, strategy: str) -> dict:
@@ -184,16 +185,23 @@ class Params:
                               "which its stages depend on.")
         return _build(strategy.options, self.options[strategy.name], f"options.{strategy.name}")
 
-    def reported_column(self, dataset: str) -> str:
-        """The curve column that holds ``dataset``'s reported accuracy: on the split its runs evaluate on."""
-        return self.report.column(self.learn[dataset].evaluate_on)
-
     def study_learn(self, dataset: str, acquisition_size: int) -> Learn:
         """``learn.<dataset>`` with one of the study's acquisition sizes and the study's budget."""
         if acquisition_size not in self.study.acquisition_sizes:
             raise ConfigError(f"acquisition size {acquisition_size} is not in study.acquisition_sizes "
                               f"{self.study.acquisition_sizes}.")
         return dataclasses.replace(self.learn[dataset], acquisition_size=acquisition_size, budget=self.study.budget)
+
+    def check_model(self, dataset: str, learn: Learn, split) -> None:
+        """The model of ``learn`` against the prepared ``split`` of ``dataset``: a CNN needs images large enough."""
+        key, entry = f"learn.{dataset}", f"{self.datasets().get(dataset, 'prepare')}.{dataset}"
+        if split.kind == "image" and (learn.model == "cnn" or learn.model == "auto"):
+            height, width = split.pool_x.shape[-2:]
+            _require(min(height, width) >= MIN_IMAGE_SIZE, f"{key}.model", learn.model,
+                     f"the CNN needs images of at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE} and {dataset}'s are "
+                     f"{width}x{height}: set {entry}.size, or model: mlp")
+        if learn.model == "mlp" and split.kind == "image":
+            raise ConfigError(f"{key}.model = 'mlp': {dataset} holds images; use auto or cnn.")
 
     def check_run(self, dataset: str, strategy: str, learn: Learn, split, study: bool = False) -> None:
         """The checks of one run of ``strategy`` on ``dataset`` with ``learn`` (``learn.<dataset>``, or with
@@ -314,6 +322,7 @@ def _check(params: Params, data: dict) -> None:
              "compute.device", params.compute.device, f"must be {DEVICES}: results depend on the device, so name it")
     _require(params.report.prediction in PREDICTIONS, "report.prediction", params.report.prediction,
              f"must be one of {', '.join(PREDICTIONS)}")
+    _check_names("report.papers", params.report.papers, known, "must have an entry under prepare or own")
     _require(params.compute.threads >= 1, "compute.threads", params.compute.threads, "must be at least 1")
     for name, suggest in params.suggest.items():
         _require(name in known and name in params.learn, f"suggest.{name}", suggest,
@@ -379,13 +388,7 @@ def _check_data(
     entry = f"{params.datasets().get(dataset, 'prepare')}.{dataset}"
     _require(learn.evaluate_on == "test" or split.dev_x is not None, f"{key}.evaluate_on", learn.evaluate_on,
              f"must be test: {dataset} has no dev split ({entry}.n_dev)")
-    if split.kind == "image" and (learn.model == "cnn" or learn.model == "auto"):
-        height, width = split.pool_x.shape[-2:]
-        _require(min(height, width) >= MIN_IMAGE_SIZE, f"{key}.model", learn.model,
-                 f"the CNN needs images of at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE} and {dataset}'s are "
-                 f"{width}x{height}: set {entry}.size, or model: mlp")
-    if learn.model == "mlp" and split.kind == "image":
-        raise ConfigError(f"{key}.model = 'mlp': {dataset} holds images; use auto or cnn.")
+    params.check_model(dataset, learn, split)
     if learn.pool_subset is not None:
         low = learn.acquisition_size * split.copies  # originals come with all their copies
         _require(low <= learn.pool_subset <= pool, f"{key}.pool_subset", learn.pool_subset,

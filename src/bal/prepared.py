@@ -23,9 +23,10 @@ import numpy as np
 import torch
 
 from bal.errors import DataError
-from bal.information import CHUNK_ELEMENTS
 from bal.io import write_json
 
+CHUNK_ELEMENTS = 2**23  # float64 elements (64 MiB) per step when normalising or writing large arrays; it sets the
+# normalisation's summation order, so it is the prepared folders' own (a change moves every manifest's mean and std)
 ARRAYS = ("pool_x", "pool_y", "val_x", "val_y", "test_x", "test_y")
 OPTIONAL_ARRAYS = ("dev_x", "dev_y", "unlabelled_x")
 

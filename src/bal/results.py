@@ -55,6 +55,13 @@ def read_runs(
     return {strategy: by_seed for strategy, by_seed in tables.items() if by_seed}
 
 
+def evaluated_split(*groups: dict) -> str:
+    """The split the runs evaluated on (their learn.<dataset>.evaluate_on), read from the first curve's
+    columns (``<split>_nll``) of ``{strategy: {seed: curve}}`` tables; test where there is none."""
+    first = next((c for curves in groups for by_seed in curves.values() for c in by_seed.values()), None)
+    return "test" if first is None else next(c.removesuffix("_nll") for c in first.columns if c.endswith("_nll"))
+
+
 def labels_to(curve: pd.DataFrame, accuracy: float, column: str = "test_accuracy") -> float:
     """The first labelled-set size whose ``column`` reaches ``accuracy`` (inf if none does)."""
     reached = curve.loc[curve[column] >= accuracy, "n_labelled"]

@@ -23,6 +23,9 @@ import numpy as np
 from bal.errors import DataError, require
 from bal.prepared import Prepared
 
+# Never ``import csv`` or ``import torchvision`` here: importing the source modules bal.sources.csv and
+# bal.sources.torchvision binds those names in this package's namespace, over the libraries.
+
 
 def names() -> list[str]:
     """Every source name: the modules of this package, found without importing them."""
@@ -72,11 +75,18 @@ def check_labels(key: str, pool_y: np.ndarray, test_y: np.ndarray, class_names: 
         raise DataError(f"{key}: the test set has class {class_names[unseen[0]]!r}, which the labelled items never have.")
 
 
+def class_order(names) -> list[str]:
+    """Class names in the order every source gives them: numbers by value ("2" before "10"), then text."""
+    return sorted(set(names), key=lambda s: (float(s), s) if _is_number(s) else (math.inf, s))
+
+
 def class_codes(values: list, key: str) -> tuple[np.ndarray, list[str]]:
-    """Labels (numbers or names) as class indices in sorted order of the names, and the names."""
-    names = sorted({str(v) for v in values}, key=lambda s: (float(s), s) if _is_number(s) else (math.inf, s))
+    """Labels (numbers or names, surrounding spaces ignored) as class indices in :func:`class_order` of the
+    names, and the names."""
+    labels = [str(v).strip() for v in values]
+    names = class_order(labels)
     index = {name: i for i, name in enumerate(names)}
-    return np.array([index[str(v)] for v in values], dtype=np.int64), names
+    return np.array([index[v] for v in labels], dtype=np.int64), names
 
 
 def _is_number(text: str) -> bool:

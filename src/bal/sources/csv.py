@@ -18,21 +18,31 @@ FILES = True
 @dataclass(frozen=True)
 class Options(FileOptions):
     label_column: str = "label"
+    id_column: str | None = None  # names each item (in suggestions); None: its line in the file
 
 
 def build(options: Options, key: str, context: dict) -> Prepared:
-    """Numeric feature columns and a label column; rows with an empty label are unlabelled items."""
+    """Numeric feature columns and a label column; rows with an empty label are unlabelled items, named
+    by ``id_column`` or by their line in the file (blank lines counted)."""
     import pandas as pd
 
     path = existing(options.path, key, folder=False)
+    text_columns = {c: str for c in (options.label_column, options.id_column) if c}
     try:
-        frame = pd.read_csv(path, dtype={options.label_column: str}, keep_default_na=False, na_values=[""])
+        frame = pd.read_csv(path, dtype=text_columns, keep_default_na=False, na_values=[""], skip_blank_lines=False)
     except (OSError, ValueError, pd.errors.ParserError) as err:
         raise DataError(f"{path} is not a readable CSV file ({err}).") from None
-    if options.label_column not in frame:
-        raise DataError(f"{path} has no column {options.label_column!r} ({key}.label_column); its columns: "
-                        f"{', '.join(map(str, frame.columns))}.")
-    features = frame.drop(columns=options.label_column)
+    frame.index += 2  # each row's line in the file: the header is line 1, and blank lines were kept ...
+    frame = frame.dropna(how="all")  # ... to be dropped here
+    for column, what in ((options.label_column, "label_column"), (options.id_column, "id_column")):
+        if column is not None and column not in frame:
+            raise DataError(f"{path} has no column {column!r} ({key}.{what}); its columns: "
+                            f"{', '.join(map(str, frame.columns))}.")
+    unnamed = [c for c in frame.columns if str(c).startswith("Unnamed: ") and c != options.id_column]
+    if unnamed:
+        raise DataError(f"{path} has a column without a name (pandas writes its index so); drop it, or name it and "
+                        f"set {key}.id_column.")
+    features = frame.drop(columns=[c for c in (options.label_column, options.id_column) if c])
     if features.shape[1] == 0:
         raise DataError(f"{path} has no feature columns besides {options.label_column!r}.")
     numbers = features.apply(pd.to_numeric, errors="coerce")
@@ -40,16 +50,28 @@ def build(options: Options, key: str, context: dict) -> Prepared:
     if bad.any():
         row, column = np.argwhere(bad)[0]
         value = features.iat[row, column]
-        raise DataError(f"{path} line {row + 2}, column {features.columns[column]!r}: "
+        raise DataError(f"{path} line {features.index[row]}, column {features.columns[column]!r}: "
                         f"{'a missing value' if pd.isna(value) else repr(value)} is not a number.")
+    ids = [f"line {line}" for line in frame.index]
+    if options.id_column is not None:
+        ids = frame[options.id_column].fillna("").str.strip().tolist()
+        seen: dict[str, int] = {}
+        for line, item in zip(frame.index, ids):
+            if not item or item in seen:
+                where = f"line {line}" if not item else f"lines {seen[item]} and {line}"
+                raise DataError(f"{path}: {key}.id_column {options.id_column!r} "
+                                + (f"is empty at {where}" if not item else f"repeats {item!r} ({where})")
+                                + "; each item needs its own id.")
+            seen[item] = line
     x_all = numbers.to_numpy(dtype=np.float32)
-    labelled = frame[options.label_column].notna().to_numpy()
-    y, class_names = class_codes(frame.loc[labelled, options.label_column].tolist(), key)
+    labels = frame[options.label_column].fillna("").str.strip()
+    labelled = (labels != "").to_numpy()
+    y, class_names = class_codes(labels[labelled].tolist(), key)
     x = x_all[labelled]
     check_labels(key, y, y, class_names, "the labelled rows")
     arrays = split_arrays(x, y, key, options.n_validation, options.n_dev, options.seed, None, options.n_test)
     items = []
     if not labelled.all():
         arrays["unlabelled_x"] = x_all[~labelled]
-        items = [f"line {i + 2}" for i in np.flatnonzero(~labelled)]
+        items = [item for item, known in zip(ids, labelled) if not known]
     return Prepared(arrays, "table", class_names, normalisation(arrays["pool_x"]), unlabelled_items=items)

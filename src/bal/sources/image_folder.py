@@ -9,7 +9,7 @@ import numpy as np
 
 from bal.errors import DataError, require
 from bal.prepared import Prepared, normalisation
-from bal.sources import FileOptions, check_labels, existing
+from bal.sources import FileOptions, check_labels, class_order, existing
 from bal.splits import split_arrays
 
 FILES = True
@@ -32,12 +32,20 @@ class Options(FileOptions):
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
+def _hidden(name: str) -> bool:
+    """A name tools leave behind, never a class or an item: .ipynb_checkpoints, ._x.png, __MACOSX."""
+    return name.startswith((".", "__"))
+
+
 def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS
+                  and not any(_hidden(part) for part in p.relative_to(folder).parts))
 
 
-def read_images(files: list[Path], channels: int, size: int | None, key: str) -> np.ndarray:
-    """The images as uint8 ``N x channels x H x W``, filled in place (no copy of the whole set)."""
+def read_images(files: list[Path], channels: int, size: int | None, key: str,
+                like: tuple[int, int] | None = None) -> np.ndarray:
+    """The images as uint8 ``N x channels x H x W``, filled in place (no copy of the whole set): each
+    resized to ``size`` x ``size``, or all of one size, that of ``like`` (height, width) where given."""
     from PIL import Image, UnidentifiedImageError
 
     def load(path: Path):
@@ -49,12 +57,13 @@ def read_images(files: list[Path], channels: int, size: int | None, key: str) ->
             raise DataError(f"{path} is not a readable image ({type(err).__name__}: {err}).") from None
 
     first = load(files[0])
-    width, height = first.size
+    height, width = like or first.size[::-1]
     out = np.empty((len(files), channels, height, width), dtype=np.uint8)
     for i, path in enumerate(files):
         image = first if i == 0 else load(path)
         if image.size != (width, height):
-            raise DataError(f"{path} is {image.size[0]}x{image.size[1]}, but {files[0]} is {width}x{height}; "
+            other = "the labelled images are" if like else f"{files[0]} is"
+            raise DataError(f"{path} is {image.size[0]}x{image.size[1]}, but {other} {width}x{height}; "
                             f"set {key}.size to resize every image to one size.")
         pixels = np.asarray(image, dtype=np.uint8)
         out[i] = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
@@ -66,7 +75,7 @@ def build(options: Options, key: str, context: dict) -> Prepared:
     test set where it exists; ``path/unlabelled/`` holds the items for the suggest stage."""
     root = existing(options.path, key, folder=True)
     reserved = {"test", "unlabelled"}
-    class_names = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in reserved)
+    class_names = class_order(p.name for p in root.iterdir() if p.is_dir() and p.name not in reserved and not _hidden(p.name))
     if not class_names:
         raise DataError(f"{key}.path = {options.path!r} has no class subfolders (path/<class name>/<image>).")
     files, labels = [], []
@@ -80,7 +89,7 @@ def build(options: Options, key: str, context: dict) -> Prepared:
     x = read_images(files, options.channels, options.size, key)
     test = None
     if (root / "test").is_dir():
-        test_names = sorted(p.name for p in (root / "test").iterdir() if p.is_dir())
+        test_names = class_order(p.name for p in (root / "test").iterdir() if p.is_dir() and not _hidden(p.name))
         unknown = sorted(set(test_names) - set(class_names))
         if unknown:
             raise DataError(f"{key}: the test set has class {unknown[0]!r}, which the labelled items never have.")
@@ -91,15 +100,12 @@ def build(options: Options, key: str, context: dict) -> Prepared:
             test_labels += [class_names.index(name)] * len(found)
         if not test_files:
             raise DataError(f"{key}: {root / 'test'} holds no images.")
-        test = (read_images(test_files, options.channels, options.size or x.shape[-1], key), np.array(test_labels))
-        if test[0].shape[1:] != x.shape[1:]:
-            raise DataError(f"{key}: the test images are {test[0].shape[-1]}x{test[0].shape[-2]}, the others "
-                            f"{x.shape[-1]}x{x.shape[-2]}; set {key}.size to resize them all.")
+        test = (read_images(test_files, options.channels, options.size, key, x.shape[-2:]), np.array(test_labels))
     check_labels(key, y, test[1] if test else y, class_names, "the labelled images")
     arrays = split_arrays(x, y, key, options.n_validation, options.n_dev, options.seed, test, options.n_test)
     items = []
     unlabelled = _image_files(root / "unlabelled") if (root / "unlabelled").is_dir() else []
     if unlabelled:
-        arrays["unlabelled_x"] = read_images(unlabelled, options.channels, options.size or x.shape[-1], key)
+        arrays["unlabelled_x"] = read_images(unlabelled, options.channels, options.size, key, x.shape[-2:])
         items = [str(p.relative_to(root)) for p in unlabelled]
     return Prepared(arrays, "image", class_names, normalisation(arrays["pool_x"]), unlabelled_items=items)

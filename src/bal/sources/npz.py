@@ -15,8 +15,9 @@ Options = FileOptions
 
 
 def build(options: Options, key: str, context: dict) -> Prepared:
-    """Arrays ``x`` (N x D: a table; N x H x W or N x C x H x W: images) and ``y``, and optionally
-    ``x_test`` and ``y_test``."""
+    """Arrays ``x`` (N x D: a table; N x H x W, N x C x H x W or N x H x W x C with C = 1 or 3: images) and
+    ``y``; optionally ``x_test`` and ``y_test``, and ``x_unlabelled`` (items for the suggest stage, named
+    by ``ids_unlabelled`` where given, else by their position)."""
     path = existing(options.path, key, folder=False)
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -34,6 +35,8 @@ def build(options: Options, key: str, context: dict) -> Prepared:
             raise DataError(f"{path}: {name} must be numbers of shape N x D, N x H x W or N x C x H x W, got {x.dtype} {x.shape}.")
         if not np.isfinite(x).all():
             raise DataError(f"{path}: {name} holds NaN or infinite values (first at item {int(np.argwhere(~np.isfinite(x))[0, 0])}).")
+        if x.ndim == 4 and x.shape[3] in (1, 3) and x.shape[1] not in (1, 3):  # channels last, as PIL and Keras
+            x = x.transpose(0, 3, 1, 2)
         return x[:, None] if x.ndim == 3 else (x if x.dtype == np.uint8 else x.astype(np.float32))
 
     x = inputs(arrays["x"], "x")
@@ -49,4 +52,15 @@ def build(options: Options, key: str, context: dict) -> Prepared:
             raise DataError(f"{path}: x_test items have shape {test[0].shape[1:]}, x items {x.shape[1:]}.")
     check_labels(key, y, test[1] if test else y, class_names, "y")
     split = split_arrays(x, y, key, options.n_validation, options.n_dev, options.seed, test, options.n_test)
-    return Prepared(split, "table" if x.ndim == 2 else "image", class_names, normalisation(split["pool_x"]))
+    items = []
+    if "x_unlabelled" in arrays:
+        split["unlabelled_x"] = inputs(arrays["x_unlabelled"], "x_unlabelled")
+        if split["unlabelled_x"].shape[1:] != x.shape[1:]:
+            raise DataError(f"{path}: x_unlabelled items have shape {split['unlabelled_x'].shape[1:]}, x items {x.shape[1:]}.")
+        ids = arrays.get("ids_unlabelled", np.array([f"x_unlabelled[{i}]" for i in range(len(split["unlabelled_x"]))]))
+        items = [str(item) for item in ids.tolist()]
+        if len(items) != len(split["unlabelled_x"]) or len(set(items)) != len(items):
+            raise DataError(f"{path}: ids_unlabelled must name each of the {len(split['unlabelled_x'])} x_unlabelled "
+                            "items once.")
+    return Prepared(split, "table" if x.ndim == 2 else "image", class_names, normalisation(split["pool_x"]),
+                    unlabelled_items=items)

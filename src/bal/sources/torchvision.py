@@ -41,6 +41,8 @@ class Options:
         require(0 < self.rare_keep <= 1, "rare_keep", self.rare_keep, "must be a fraction in (0, 1]")
         require(self.repeats >= 1, "repeats", self.repeats, "must be at least 1")
         require(self.noise_std >= 0, "noise_std", self.noise_std, "must be non-negative")
+        require(self.noise_std == 0 or self.repeats > 1, "noise_std", self.noise_std,
+                "must be 0 unless repeats > 1 (the noise is added to the copies)")
 
 
 def _md5(path: Path) -> str:

@@ -34,6 +34,9 @@ import torch
 from bal.errors import require
 from bal.information import check_log_probs
 
+# Never ``import random`` here: importing the strategy module bal.strategies.random binds that name in this
+# package's namespace, over the standard library module.
+
 
 @dataclass(frozen=True)
 class CandidateBatch:

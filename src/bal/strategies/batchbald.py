@@ -99,6 +99,7 @@ def joint_entropies(
             entropies_N[start : start + chunk] = terms_X_C_M.sum(dim=1) @ weight_M
     return entropies_N
 
+
 @dataclass(frozen=True)
 class Options:
     max_configurations: int = 10_000  # exact joint entropy while C^n <= this, else this many samples

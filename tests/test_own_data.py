@@ -1,0 +1,119 @@
+"""Own data a labelling team can trust: the image, CSV and npz defects of the own-data issue, each with
+a test that failed before its fix."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from bal.errors import DataError
+from bal.prepared import load_prepared, save_prepared
+from bal.sources import FileOptions, prepare
+from bal.sources.csv import Options as CsvOptions
+from bal.sources.image_folder import Options as ImageFolderOptions
+
+
+def build(source, options, tmp_path):
+    save_prepared(prepare(source, options, "own.mine", tmp_path / "raw", {}), tmp_path / "prepared")
+    return load_prepared(tmp_path / "prepared")
+
+
+def images(folder, n, size=(20, 18), start=0, value=100):
+    """``n`` grey PNGs of ``size`` (width, height) in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(start)
+    for i in range(start, start + n):
+        pixels = np.clip(rng.normal(value, 10, (size[1], size[0])), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels, "L").save(folder / f"{i}.png")
+
+
+def test_non_square_images_with_their_own_test_set_and_unlabelled_items(tmp_path):
+    for c, name in enumerate(("a", "b")):
+        images(tmp_path / "imgs" / name, 8, value=60 + 80 * c)
+        images(tmp_path / "imgs" / "test" / name, 2, value=60 + 80 * c)
+    images(tmp_path / "imgs" / "unlabelled", 3)
+    split = build("image_folder", ImageFolderOptions(str(tmp_path / "imgs"), n_validation=2), tmp_path)
+    assert split.pool_x.shape[1:] == split.test_x.shape[1:] == split.unlabelled_x.shape[1:] == (1, 18, 20)
+
+
+def test_test_images_of_another_size_are_refused_not_resized(tmp_path):
+    for name in ("a", "b"):
+        images(tmp_path / "imgs" / name, 6)
+        images(tmp_path / "imgs" / "test" / name, 2, size=(24, 24))
+    with pytest.raises(DataError, match=r"test/a/0.png is 24x24, but the labelled images are 20x18; set own.mine.size"):
+        build("image_folder", ImageFolderOptions(str(tmp_path / "imgs"), n_validation=2), tmp_path)
+
+
+def test_hidden_folders_and_files_are_not_classes_or_items(tmp_path):
+    for name in ("a", "b", ".ipynb_checkpoints", "__MACOSX"):
+        images(tmp_path / "imgs" / name, 6)
+    images(tmp_path / "imgs" / "a" / ".thumbs", 2)
+    Image.new("L", (20, 18)).save(tmp_path / "imgs" / "b" / "._0.png")
+    split = build("image_folder", ImageFolderOptions(str(tmp_path / "imgs"), n_validation=2, n_test=2), tmp_path)
+    assert split.class_names == ("a", "b") and len(split.pool_y) + 4 == 12
+
+
+def test_numbered_class_folders_are_in_numeric_order_as_in_csv_and_npz(tmp_path):
+    for name in ("10", "2", "1"):
+        images(tmp_path / "imgs" / name, 6)
+    split = build("image_folder", ImageFolderOptions(str(tmp_path / "imgs"), n_validation=2, n_test=3), tmp_path)
+    assert split.class_names == ("1", "2", "10")
+
+
+def table(tmp_path, text):
+    (tmp_path / "t.csv").write_text(text)
+    return str(tmp_path / "t.csv")
+
+
+ROWS = "".join(f"{i},{i % 3 - 1.0},{'yes' if i % 2 else 'no'}\n" for i in range(12))
+
+
+def test_a_csv_item_is_named_by_its_true_file_line_after_a_blank_line(tmp_path):
+    path = table(tmp_path, "f,g,label\n" + ROWS + "\n12,0.5,\n13,0.5,yes\n")
+    split = build("csv", CsvOptions(path, n_validation=2, n_test=3), tmp_path)
+    lines = (tmp_path / "t.csv").read_text().splitlines()
+    assert split.unlabelled_items == ("line 15",) and lines[14] == "12,0.5,"
+
+
+def test_a_csv_id_column_names_the_items_and_is_no_feature(tmp_path):
+    path = table(tmp_path, "id,f,label\n" + "".join(f"r{i},{i},{'yes' if i % 2 else 'no'}\n" for i in range(12)) + "r12,3,\n")
+    split = build("csv", CsvOptions(path, id_column="id", n_validation=2, n_test=3), tmp_path)
+    assert split.unlabelled_items == ("r12",) and split.pool_x.shape[1] == 1
+
+
+@pytest.mark.parametrize("text, options, message", [
+    (",f,label\n" + "".join(f"{i},{i},{'yes' if i % 2 else 'no'}\n" for i in range(12)), {},
+     "t.csv has a column without a name (pandas writes its index so); drop it, or name it and set own.mine.id_column"),
+    ("id,f,label\n" + "".join(f"r{i % 5},{i},{'yes' if i % 2 else 'no'}\n" for i in range(12)), {"id_column": "id"},
+     "t.csv: own.mine.id_column 'id' repeats 'r0' (lines 2 and 7); each item needs its own id"),
+    ("f,label\n1,a\n", {"id_column": "id"}, "t.csv has no column 'id' (own.mine.id_column)"),
+])
+def test_bad_csv_ids_are_named(tmp_path, text, options, message):
+    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        build("csv", CsvOptions(table(tmp_path, text), n_validation=2, n_test=3, **options), tmp_path)
+
+
+def test_csv_labels_differing_only_in_spaces_are_one_class(tmp_path):
+    path = table(tmp_path, "f,label\n" + "".join(f"{i},{'cat ' if i % 3 == 0 else 'cat' if i % 3 == 1 else 'dog'}\n"
+                                                 for i in range(12)))
+    split = build("csv", CsvOptions(path, n_validation=2, n_test=3), tmp_path)
+    assert split.class_names == ("cat", "dog")
+
+
+def test_npz_channels_last_images_are_read_as_channels(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (12, 16, 18, 3), dtype=np.uint8)
+    np.savez(tmp_path / "d.npz", x=x, y=np.arange(12) % 2)
+    split = build("npz", FileOptions(str(tmp_path / "d.npz"), n_validation=2, n_test=2), tmp_path)
+    assert split.pool_x.shape[1:] == (3, 16, 18)
+    stored = np.load(tmp_path / "prepared" / "pool_x.npy")  # uint8, as the file holds them, before normalising
+    channels_first = [image.transpose(2, 0, 1) for image in x]
+    assert all(any(np.array_equal(row, image) for image in channels_first) for row in stored)
+
+
+def test_npz_unlabelled_items_for_suggest(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.normal(size=(12, 3)), y=np.arange(12) % 2, x_unlabelled=rng.normal(size=(4, 3)),
+             ids_unlabelled=np.array(["u1", "u2", "u3", "u4"]))
+    split = build("npz", FileOptions(str(tmp_path / "d.npz"), n_validation=2, n_test=2), tmp_path)
+    assert split.unlabelled_x.shape == (4, 3) and split.unlabelled_items == ("u1", "u2", "u3", "u4")
