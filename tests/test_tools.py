@@ -97,3 +97,23 @@ def test_every_committed_ablation_has_its_params_file_commit_and_command():
         assert head[0].startswith(f"# Ablation {name}") and commit, name
         by_tool = f"{head[1]} ".startswith(f"#   python tools/ablation.py {name} ")
         assert by_tool or re.search(rf"^\| `{name}` \|.*\| `{commit.group(1)}` \|", recipes, re.MULTILINE), name
+
+
+def test_equivalence_tells_a_comment_from_a_change_of_what_a_run_computes(tmp_path_factory):
+    """tools/equivalence.py in a copy of the repository: a comment added to bald.py leaves every output
+    byte-identical (exit 0); scoring with the predictive entropy instead is caught (exit 1)."""
+    from test_pipeline import fresh_copy, sh
+
+    repo = fresh_copy(tmp_path_factory)
+    strategy = repo / "src" / "bal" / "strategies" / "bald.py"
+    command = [sys.executable, "tools/equivalence.py", "--base", "HEAD", "--set", "learn.twomoons.budget=8",
+               "--set", "learn.twomoons.train.steps=20", "learn@twomoons-bald-0"]
+    original = strategy.read_text()
+    strategy.write_text(original + "# a comment changes no result\n")
+    same = sh(*command, cwd=repo, check=False)
+    assert same.returncode == 0 and "every output is byte-identical" in same.stdout
+    assert "learn@twomoons-bald-0 " in same.stdout and "acquired.csv" in same.stdout
+    strategy.write_text(original.replace("scorer=mutual_information", "scorer=__import__('bal.information').information.predictive_entropy"))
+    changed = sh(*command, cwd=repo, check=False)
+    assert changed.returncode == 1 and "data/runs/twomoons/bald/0/acquired.csv" in changed.stdout
+    assert "DIFFERENT" in changed.stdout and "of the outputs differ" in changed.stdout

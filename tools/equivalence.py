@@ -73,7 +73,8 @@ def run(tree: Path, name: str, cmd: str) -> float:
     with open(log, "w") as out:
         result = subprocess.run(cmd, shell=True, cwd=tree, env=env, stdout=out, stderr=subprocess.STDOUT)
     if result.returncode:
-        raise RuntimeError(f"{name} failed in {tree} (exit {result.returncode}); its log: {log}")
+        tail = "".join(log.read_text().splitlines(keepends=True)[-5:])
+        raise RuntimeError(f"{name} failed in {tree} (exit {result.returncode}); the end of its log:\n{tail}")
     return time.perf_counter() - tic
 
 

@@ -152,6 +152,13 @@ def sample_proportional(
     return CandidateBatch(batch.indices, scores_N[batch.indices].tolist())
 
 
+def sample_power(scores_N: torch.Tensor, beta: float, batch_size: int, generator: torch.Generator | None) -> CandidateBatch:
+    """A sample of ``batch_size`` points without replacement with probability proportional to
+    ``scores_N`` ** beta (power acquisition, Kirsch et al. 2023); each keeps its score."""
+    BetaOptions(beta)  # refuses a negative or infinite beta
+    return sample_proportional(beta * torch.log(scores_N.clamp_min(1e-300)), scores_N, batch_size, generator)
+
+
 def _inputs(strategy: Strategy, pool: PoolInputs) -> list:
     """The checked inputs that ``strategy`` declares, in its order."""
     values = []
