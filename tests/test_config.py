@@ -325,6 +325,6 @@ def test_a_grid_may_have_no_datasets(tmp_path, key):
 
 
 def test_report_names_the_curve_column_it_reports(tmp_path):
-    assert load_params(write(tmp_path, PARAMS)).report.column() == "test_accuracy_dropout_off"
+    assert load_params(write(tmp_path, PARAMS)).report.column("test") == "test_accuracy_dropout_off"
     mc = load_params(write(tmp_path, with_change("report.prediction", "mc"))).report
-    assert (mc.column(), mc.column("dev")) == ("test_accuracy", "dev_accuracy")
+    assert (mc.column("test"), mc.column("dev")) == ("test_accuracy", "dev_accuracy")

@@ -117,3 +117,53 @@ def test_npz_unlabelled_items_for_suggest(tmp_path):
              ids_unlabelled=np.array(["u1", "u2", "u3", "u4"]))
     split = build("npz", FileOptions(str(tmp_path / "d.npz"), n_validation=2, n_test=2), tmp_path)
     assert split.unlabelled_x.shape == (4, 3) and split.unlabelled_items == ("u1", "u2", "u3", "u4")
+
+
+def prepare_stage(work, dataset="mine"):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    stage = Path(__file__).resolve().parents[1] / "stages" / "prepare.py"
+    result = subprocess.run([sys.executable, str(stage), "--dataset", dataset, "--out", "prepared",
+                             "--record", "splits.csv"], cwd=work, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return {name: np.load(work / "prepared" / f"{name}.npy") for name in ("pool_x", "val_x", "test_x")}
+
+
+@pytest.mark.parametrize("source", ["csv", "image_folder"])
+def test_labelling_ten_items_leaves_test_and_validation_and_grows_the_pool_by_those_ten(tmp_path, source):
+    """Splits are keyed by item identity and recorded: prepare, label 10 of the unlabelled items (rows
+    given their label, or images moved into their class folder), prepare again."""
+    import yaml
+    from pathlib import Path
+
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    rng = np.random.default_rng(0)
+    if source == "csv":
+        x = rng.normal(size=(60, 2)).round(6)
+        label = np.where(x[:, 0] > 0, "a", "b").astype(object)
+        truth, label[40:] = label.copy(), ""
+        write = lambda: pd.DataFrame({"f": x[:, 0], "g": x[:, 1], "label": label}).to_csv(tmp_path / "t.csv", index=False)  # noqa: E731
+        write()
+        entry = {"source": "csv", "path": "t.csv", "n_validation": 5, "n_test": 8}
+    else:
+        for c, name in enumerate(("a", "b")):
+            images(tmp_path / "imgs" / name, 20, start=100 * c, value=60 + 80 * c)
+        images(tmp_path / "imgs" / "unlabelled", 20, start=500)
+        entry = {"source": "image_folder", "path": "imgs", "n_validation": 5, "n_test": 8}
+    params["own"] = {"mine": entry}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    before = prepare_stage(tmp_path)
+    if source == "csv":
+        label[40:50] = truth[40:50]
+        write()
+    else:
+        for i in range(500, 510):
+            (tmp_path / "imgs" / "unlabelled" / f"{i}.png").rename(tmp_path / "imgs" / "a" / f"{i}.png")
+    after = prepare_stage(tmp_path)
+    assert np.array_equal(after["test_x"], before["test_x"]) and np.array_equal(after["val_x"], before["val_x"])
+    assert len(after["pool_x"]) == len(before["pool_x"]) + 10
+    assert all(any(np.array_equal(row, old) for old in after["pool_x"]) for row in before["pool_x"])
+    recorded = pd.read_csv(tmp_path / "splits.csv")
+    assert len(recorded) == 50 and (recorded.split == "pool").sum() == len(after["pool_x"])

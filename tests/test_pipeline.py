@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.smoke
@@ -63,6 +64,7 @@ def prepare_only(repo, datasets):
     """Keep only these built-in datasets under prepare (every entry there is a stage), committed."""
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["prepare"] = {name: params["prepare"][name] for name in datasets}
+    params["report"]["papers"] = [name for name in params["report"]["papers"] if name in datasets]
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh("git", "commit", "-qam", f"prepare only {', '.join(datasets)}", cwd=repo)
 
@@ -147,6 +149,7 @@ def test_own_table_simulated_then_suggested_through_dvc(tmp_path_factory):
     write_table()
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["prepare"] = {"twomoons": params["prepare"]["twomoons"]}
+    params["report"]["papers"] = []  # mnist is not prepared here
     params["own"] = {"tiny": {"source": "csv", "path": "data/sources/tiny.csv", "n_validation": 5, "n_test": 20}}
     params["learn"]["tiny"] = {"budget": 12, "acquisition_size": 3, "mc_samples": 4, "train": {"steps": 20}}
     params["run"] = {"datasets": ["tiny"], "strategies": ["margin"], "seeds": [0]}
@@ -168,3 +171,39 @@ def test_own_table_simulated_then_suggested_through_dvc(tmp_path_factory):
     assert len(json.loads((repo / "data/prepared/tiny/manifest.json").read_text())["unlabelled_items"]) == 17
     second = pd.read_csv(repo / "suggestions/tiny.csv")
     assert len(second) == 3 and all(labels[int(item.split()[1]) - 2] == "" for item in second.item)  # still unlabelled rows
+
+
+def test_own_labels_are_versioned_with_dvc_add(tmp_path_factory):
+    """The recipe of data/sources/README.md: dvc add an image folder, label two images by moving them, dvc add
+    again: git holds the .dvc file (DVC's own .gitignore keeps the images out), and dvc diff lists the moves.
+    (A .gitignore of ours over data/sources would hide the folder from dvc diff, which respects it.)"""
+    repo = fresh_copy(tmp_path_factory)
+    root = repo / "data" / "sources" / "mine"
+    for folder in ("cat", "dog", "unlabelled"):
+        (root / folder).mkdir(parents=True)
+        for i in range(3):  # each image its own content, as a photo has
+            Image.new("L", (16, 16), 80 * i + {"cat": 1, "dog": 2, "unlabelled": 3}[folder]).save(root / folder / f"{folder}_{i}.png")
+    sh("dvc", "add", "data/sources/mine", cwd=repo)
+    assert sh("git", "status", "--porcelain", "data/sources", cwd=repo).stdout.split() == ["??", "data/sources/.gitignore",
+                                                                                         "??", "data/sources/mine.dvc"]
+    assert (repo / "data" / "sources" / ".gitignore").read_text() == "/mine\n"  # DVC keeps the images out of git
+    sh("git", "add", "data/sources", cwd=repo)
+    sh("git", "commit", "-qm", "my images", cwd=repo)
+    for i in range(2):  # a labelling round
+        (root / "unlabelled" / f"unlabelled_{i}.png").rename(root / "cat" / f"unlabelled_{i}.png")
+    sh("dvc", "add", "data/sources/mine", cwd=repo)
+    diff = json.loads(sh("dvc", "diff", "--json", cwd=repo).stdout)
+    assert {(e["path"]["old"], e["path"]["new"]) for e in diff["renamed"]} == {
+        (f"data/sources/mine/unlabelled/unlabelled_{i}.png", f"data/sources/mine/cat/unlabelled_{i}.png") for i in range(2)}
+    assert not [e for e in diff["added"] + diff["deleted"] if e["path"].startswith("data/sources")]
+
+
+def test_own_data_outside_data_sources_is_warned_about(tmp_path):
+    x = np.arange(24)
+    pd.DataFrame({"f": x, "label": x % 2}).to_csv(tmp_path / "t.csv", index=False)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["own"] = {"t": {"source": "csv", "path": str(tmp_path / "t.csv"), "n_validation": 2, "n_test": 4}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = sh(sys.executable, str(ROOT / "stages" / "prepare.py"), "--dataset", "t", "--out", "p", cwd=tmp_path)
+    assert f"warning: own.t.path = '{tmp_path / 't.csv'}' is outside data/sources, so DVC will not version its labels" \
+        in result.stderr

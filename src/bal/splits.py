@@ -72,3 +72,34 @@ def split_arrays(
         pool = np.sort(np.concatenate(kept))
         arrays["pool_x"], arrays["pool_y"] = (x, pool), y_N[pool]
     return arrays
+
+
+def split_by_identity(
+    x: np.ndarray, y_N: np.ndarray, ids: list[str], record: dict[str, str] | None, key: str, n_validation: int,
+    n_dev: int, seed: int, test: tuple[np.ndarray, np.ndarray] | None = None, n_test: int = 0,
+) -> tuple[dict, dict[str, str]]:
+    """The split arrays of your own data, keyed by each item's identity (``ids``, one per row of ``x``), and
+    the record of the assignment (item -> split) to keep with the data.
+
+    Without a record (the first prepare) the items are split as :func:`split_arrays` splits them. With one,
+    every recorded item keeps its split, and every item the record does not hold (labelled since, for one
+    picked by a strategy) joins the pool, never test, validation or dev: so the test set never moves and
+    never takes in the items a strategy chose. The record keeps every item it ever held.
+    """
+    if len(set(ids)) != len(ids):
+        twice = next(i for i in ids if ids.count(i) > 1)
+        raise DataError(f"{key}: two labelled items are both named {twice!r}; each needs its own identity.")
+    if record is None:
+        arrays = split_arrays(x, y_N, key, n_validation, n_dev, seed, test, n_test)
+        where = {ids[i]: name for name in ("pool", "val", "dev", "test") if isinstance(arrays.get(f"{name}_x"), tuple)
+                 for i in arrays[f"{name}_x"][1]}
+        return arrays, where
+    where_N = np.array([record.get(i, "pool") for i in ids])
+    arrays = {}
+    for name in ("pool", "val", "dev") if test is not None else ("pool", "val", "dev", "test"):
+        idx = np.flatnonzero(where_N == name)
+        if len(idx) or name != "dev":
+            arrays[f"{name}_x"], arrays[f"{name}_y"] = (x, idx), y_N[idx]
+    if test is not None:
+        arrays["test_x"], arrays["test_y"] = test
+    return arrays, {**record, **dict(zip(ids, where_N.tolist()))}

@@ -39,9 +39,13 @@ def get(name: str) -> ModuleType:
     return importlib.import_module(f"{__name__}.{name}")
 
 
-def prepare(source: str, options, key: str, raw_root: Path, local_copies: dict[str, Path | None]) -> Prepared:
-    """Build dataset ``key`` (``prepare.<dataset>``) from its source."""
-    return get(source).build(options, key, {"raw_root": raw_root, "local_copies": local_copies})
+def prepare(source: str, options, key: str, raw_root: Path, local_copies: dict[str, Path | None],
+            record: dict[str, str] | None = None) -> Prepared:
+    """Build dataset ``key`` (``prepare.<dataset>`` or ``own.<dataset>``) from its source. A file source keys
+    its splits by item identity: ``record`` holds the split of each item at the last prepare (empty at the
+    first), and the source updates it in place (bal.splits.split_by_identity), for the stage to keep."""
+    context = {"raw_root": raw_root, "local_copies": local_copies, "record": {} if record is None else record}
+    return get(source).build(options, key, context)
 
 
 def check_counts(options) -> None:

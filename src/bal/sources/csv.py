@@ -3,6 +3,7 @@ are unlabelled items, for the suggest stage."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,7 +11,7 @@ import numpy as np
 from bal.errors import DataError
 from bal.prepared import Prepared, normalisation
 from bal.sources import FileOptions, check_labels, class_codes, existing
-from bal.splits import split_arrays
+from bal.splits import split_by_identity
 
 FILES = True
 
@@ -19,6 +20,18 @@ FILES = True
 class Options(FileOptions):
     label_column: str = "label"
     id_column: str | None = None  # names each item (in suggestions); None: its line in the file
+
+
+def content_ids(x_N_D: np.ndarray) -> list[str]:
+    """A row's identity without an id column: a digest of its features (and its count among equal rows), so
+    that labelling it, or inserting rows before it, leaves it the same item."""
+    seen: dict[str, int] = {}
+    ids = []
+    for row in x_N_D:
+        digest = hashlib.sha256(np.ascontiguousarray(row).tobytes()).hexdigest()[:16]
+        seen[digest] = seen.get(digest, 0) + 1
+        ids.append(f"{digest}#{seen[digest]}")
+    return ids
 
 
 def build(options: Options, key: str, context: dict) -> Prepared:
@@ -64,12 +77,17 @@ def build(options: Options, key: str, context: dict) -> Prepared:
                                 + "; each item needs its own id.")
             seen[item] = line
     x_all = numbers.to_numpy(dtype=np.float32)
+    identities = ids if options.id_column is not None else content_ids(x_all)
     labels = frame[options.label_column].fillna("").str.strip()
     labelled = (labels != "").to_numpy()
     y, class_names = class_codes(labels[labelled].tolist(), key)
     x = x_all[labelled]
     check_labels(key, y, y, class_names, "the labelled rows")
-    arrays = split_arrays(x, y, key, options.n_validation, options.n_dev, options.seed, None, options.n_test)
+    record = context["record"]
+    arrays, assigned = split_by_identity(x, y, [item for item, known in zip(identities, labelled) if known],
+                                         record or None, key, options.n_validation, options.n_dev, options.seed, None,
+                                         options.n_test)
+    record.update(assigned)
     items = []
     if not labelled.all():
         arrays["unlabelled_x"] = x_all[~labelled]

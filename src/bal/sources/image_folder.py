@@ -10,7 +10,7 @@ import numpy as np
 from bal.errors import DataError, require
 from bal.prepared import Prepared, normalisation
 from bal.sources import FileOptions, check_labels, class_order, existing
-from bal.splits import split_arrays
+from bal.splits import split_by_identity
 
 FILES = True
 
@@ -102,7 +102,10 @@ def build(options: Options, key: str, context: dict) -> Prepared:
             raise DataError(f"{key}: {root / 'test'} holds no images.")
         test = (read_images(test_files, options.channels, options.size, key, x.shape[-2:]), np.array(test_labels))
     check_labels(key, y, test[1] if test else y, class_names, "the labelled images")
-    arrays = split_arrays(x, y, key, options.n_validation, options.n_dev, options.seed, test, options.n_test)
+    record = context["record"]
+    arrays, assigned = split_by_identity(x, y, [str(p.relative_to(root)) for p in files], record or None, key,
+                                         options.n_validation, options.n_dev, options.seed, test, options.n_test)
+    record.update(assigned)
     items = []
     unlabelled = _image_files(root / "unlabelled") if (root / "unlabelled").is_dir() else []
     if unlabelled:

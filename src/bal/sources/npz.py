@@ -8,7 +8,7 @@ import numpy as np
 from bal.errors import DataError
 from bal.prepared import Prepared, normalisation
 from bal.sources import FileOptions, check_labels, class_codes, existing
-from bal.splits import split_arrays
+from bal.splits import split_by_identity
 
 FILES = True
 Options = FileOptions
@@ -17,7 +17,8 @@ Options = FileOptions
 def build(options: Options, key: str, context: dict) -> Prepared:
     """Arrays ``x`` (N x D: a table; N x H x W, N x C x H x W or N x H x W x C with C = 1 or 3: images) and
     ``y``; optionally ``x_test`` and ``y_test``, and ``x_unlabelled`` (items for the suggest stage, named
-    by ``ids_unlabelled`` where given, else by their position)."""
+    by ``ids_unlabelled`` where given, else by their position). ``ids`` names each item of ``x`` (else its
+    position), and the splits are kept by it."""
     path = existing(options.path, key, folder=False)
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -51,7 +52,13 @@ def build(options: Options, key: str, context: dict) -> Prepared:
         if test[0].shape[1:] != x.shape[1:]:
             raise DataError(f"{path}: x_test items have shape {test[0].shape[1:]}, x items {x.shape[1:]}.")
     check_labels(key, y, test[1] if test else y, class_names, "y")
-    split = split_arrays(x, y, key, options.n_validation, options.n_dev, options.seed, test, options.n_test)
+    ids = [str(i) for i in arrays["ids"].tolist()] if "ids" in arrays else [f"x[{i}]" for i in range(len(x))]
+    if len(ids) != len(x):
+        raise DataError(f"{path}: ids names {len(ids)} items, x holds {len(x)}.")
+    record = context["record"]
+    split, assigned = split_by_identity(x, y, ids, record or None, key, options.n_validation, options.n_dev,
+                                        options.seed, test, options.n_test)
+    record.update(assigned)
     items = []
     if "x_unlabelled" in arrays:
         split["unlabelled_x"] = inputs(arrays["x_unlabelled"], "x_unlabelled")
