@@ -35,17 +35,21 @@ def main(
     params = load_params(params_path)
     entry = params.dataset(dataset)
     path = getattr(entry.options, "path", None)
-    if path is not None and not Path(path).resolve().is_relative_to(Path("data/sources").resolve()):
+    if path is not None and not Path(path).expanduser().resolve().is_relative_to(Path("data/sources").resolve()):
         typer.echo(f"warning: {params.datasets()[dataset]}.{dataset}.path = {path!r} is outside data/sources, so DVC "
                    "will not version its labels (dvc add data/sources/<name> does).", err=True)
     local = {name: Path(os.environ[f"BAL_{name.upper()}_RAW"]) if os.environ.get(f"BAL_{name.upper()}_RAW") else None
              for name in ("mnist", "fashion_mnist")}
     assigned = {}
     if record is not None and record.is_file():
-        table = pd.read_csv(record, dtype=str, keep_default_na=False)
-        if list(table.columns) != ["item", "split"] or not table.split.isin(SPLITS).all():
-            raise DataError(f"{record} must have the columns item and split (one of {', '.join(SPLITS)}); "
-                            "restore it from git, where it is kept.")
+        try:
+            table = pd.read_csv(record, dtype=str, keep_default_na=False)
+        except (OSError, ValueError, pd.errors.ParserError):
+            table = pd.DataFrame()
+        if (list(table.columns) != ["item", "split"] or not table.split.isin(SPLITS).all()
+                or table.item.duplicated().any()):
+            raise DataError(f"{record} must have the columns item and split (one of {', '.join(SPLITS)}), each item "
+                            "once; restore it from git, where it is kept.")
         assigned = dict(zip(table["item"], table["split"]))
     prepared = prepare(entry.source, entry.options, f"{params.datasets()[dataset]}.{dataset}", raw_root, local, assigned)
     save_prepared(prepared, out)

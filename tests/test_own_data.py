@@ -167,3 +167,34 @@ def test_labelling_ten_items_leaves_test_and_validation_and_grows_the_pool_by_th
     assert all(any(np.array_equal(row, old) for old in after["pool_x"]) for row in before["pool_x"])
     recorded = pd.read_csv(tmp_path / "splits.csv")
     assert len(recorded) == 50 and (recorded.split == "pool").sum() == len(after["pool_x"])
+
+
+def test_a_record_of_other_items_is_refused_not_taken_for_an_empty_split(tmp_path):
+    """A record none of whose validation or test items exist any more (another path, renamed files) would
+    leave those splits empty: refused in one sentence."""
+    from bal.splits import split_by_identity
+
+    y = np.arange(20) % 2
+    _, record = split_by_identity(np.zeros((20, 1)), y, [f"a{i}" for i in range(20)], None, "own.mine", 3, 0, 0, None, 4)
+    with pytest.raises(DataError, match="own.mine: no item of the recorded val split is an item now"):
+        split_by_identity(np.zeros((20, 1)), y, [f"b{i}" for i in range(20)], record, "own.mine", 3, 0, 0, None, 4)
+
+
+@pytest.mark.parametrize("text", ["", "item,split\nx,pool\nx,test\n", "item,where\nx,pool\n", 'item,split\n"x,pool\n'])
+def test_a_broken_split_record_is_named_in_one_sentence(tmp_path, text):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    pd.DataFrame({"f": np.arange(24), "label": np.arange(24) % 2}).to_csv(tmp_path / "t.csv", index=False)
+    params["own"] = {"mine": {"source": "csv", "path": "t.csv", "n_validation": 2, "n_test": 4}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "splits.csv").write_text(text)
+    stage = Path(__file__).resolve().parents[1] / "stages" / "prepare.py"
+    result = subprocess.run([sys.executable, str(stage), "--dataset", "mine", "--out", "prepared", "--record",
+                             "splits.csv"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "splits.csv must have the columns item and split (one of pool, val, dev, test), each item once" in result.stderr

@@ -95,6 +95,11 @@ def split_by_identity(
                  for i in arrays[f"{name}_x"][1]}
         return arrays, where
     where_N = np.array([record.get(i, "pool") for i in ids])
+    kept = {name for name in where_N[np.isin(ids, list(record))]}
+    missing = [name for name in ("val", "test") if name not in kept and not (name == "test" and test is not None)]
+    if missing:
+        raise DataError(f"{key}: no item of the recorded {missing[0]} split is an item now (another path, renamed "
+                        "files?); delete the split record (data/splits/) to split afresh.")
     arrays = {}
     for name in ("pool", "val", "dev") if test is not None else ("pool", "val", "dev", "test"):
         idx = np.flatnonzero(where_N == name)
