@@ -198,3 +198,42 @@ def test_a_broken_split_record_is_named_in_one_sentence(tmp_path, text):
                              "splits.csv"], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "splits.csv must have the columns item and split (one of pool, val, dev, test), each item once" in result.stderr
+
+
+def test_an_image_moved_to_another_class_folder_stays_in_its_split(tmp_path):
+    """Correcting a test image's label (moving its file to another class folder) keeps it the same item: the
+    test set keeps it, with its new label, and the pool does not take it in as a new item."""
+    for c, name in enumerate(("a", "b")):
+        images(tmp_path / "imgs" / name, 20, start=100 * c, value=60 + 80 * c)
+    options, record = ImageFolderOptions(str(tmp_path / "imgs"), n_validation=4, n_test=8), {}
+    save_prepared(prepare("image_folder", options, "own.mine", tmp_path / "raw", {}, record), tmp_path / "before")
+    test_x = np.load(tmp_path / "before" / "test_x.npy")
+    moved = next(p for p in sorted((tmp_path / "imgs" / "a").iterdir())
+                 if any(np.array_equal(np.asarray(Image.open(p))[None], row) for row in test_x))
+    moved.rename(tmp_path / "imgs" / "b" / moved.name)
+    save_prepared(prepare("image_folder", options, "own.mine", tmp_path / "raw", {}, record), tmp_path / "after")
+    after = {name: np.load(tmp_path / "after" / f"{name}.npy") for name in ("test_x", "test_y", "pool_x")}
+    assert sorted(map(bytes, after["test_x"])) == sorted(map(bytes, test_x))
+    assert len(after["pool_x"]) == len(np.load(tmp_path / "before" / "pool_x.npy"))
+    assert np.bincount(after["test_y"]).tolist() == [3, 5]  # 4 + 4 before
+
+
+def test_npz_items_without_ids_keep_their_split_when_items_are_added_before_them(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(30, 3)).astype(np.float32), np.arange(30) % 2
+    options, record = FileOptions(str(tmp_path / "d.npz"), n_validation=4, n_test=6), {}
+    splits = []
+    for i, (xs, ys) in enumerate([(x, y), (np.concatenate([rng.normal(size=(2, 3)).astype(np.float32), x]), np.r_[0, 1, y])]):
+        np.savez(tmp_path / "d.npz", x=xs, y=ys)
+        save_prepared(prepare("npz", options, "own.mine", tmp_path / "raw", {}, record), tmp_path / f"p{i}")
+        splits.append({name: sorted(map(bytes, np.load(tmp_path / f"p{i}" / f"{name}_x.npy"))) for name in ("pool", "val", "test")})
+    assert splits[1]["val"] == splits[0]["val"] and splits[1]["test"] == splits[0]["test"]
+    assert len(splits[1]["pool"]) == len(splits[0]["pool"]) + 2
+
+
+@pytest.mark.parametrize("shape", [(12, 4, 16, 16), (12, 16, 16, 4)])
+def test_npz_images_with_an_alpha_channel_are_refused(tmp_path, shape):
+    np.savez(tmp_path / "d.npz", x=np.zeros(shape, dtype=np.uint8), y=np.arange(12) % 2)
+    with pytest.raises(DataError, match=r"d.npz: x images have \d+ channels first or \d+ last, .*; images need 1 \(grey\) "
+                                        r"or 3 \(RGB\) channels"):
+        prepare("npz", FileOptions(str(tmp_path / "d.npz"), n_validation=2, n_test=2), "own.mine", tmp_path, {})

@@ -3,12 +3,12 @@ are unlabelled items, for the suggest stage."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 
 from bal.errors import DataError
+from bal.identity import content_ids
 from bal.prepared import Prepared, normalisation
 from bal.sources import FileOptions, check_labels, class_codes, existing
 from bal.splits import split_by_identity
@@ -20,18 +20,6 @@ FILES = True
 class Options(FileOptions):
     label_column: str = "label"
     id_column: str | None = None  # names each item (in suggestions); None: its line in the file
-
-
-def content_ids(x_N_D: np.ndarray) -> list[str]:
-    """A row's identity without an id column: a digest of its features (and its count among equal rows), so
-    that labelling it, or inserting rows before it, leaves it the same item."""
-    seen: dict[str, int] = {}
-    ids = []
-    for row in x_N_D:
-        digest = hashlib.sha256(np.ascontiguousarray(row).tobytes()).hexdigest()[:16]
-        seen[digest] = seen.get(digest, 0) + 1
-        ids.append(f"{digest}#{seen[digest]}")
-    return ids
 
 
 def build(options: Options, key: str, context: dict) -> Prepared:
@@ -77,7 +65,8 @@ def build(options: Options, key: str, context: dict) -> Prepared:
                                 + "; each item needs its own id.")
             seen[item] = line
     x_all = numbers.to_numpy(dtype=np.float32)
-    identities = ids if options.id_column is not None else content_ids(x_all)
+    # without an id column a row is its features, so that labelling it keeps it the same item
+    identities = ids if options.id_column is not None else content_ids(row.tobytes() for row in x_all)
     labels = frame[options.label_column].fillna("").str.strip()
     labelled = (labels != "").to_numpy()
     y, class_names = class_codes(labels[labelled].tolist(), key)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from bal.errors import DataError, require
+from bal.identity import content_ids
 from bal.prepared import Prepared, normalisation
 from bal.sources import FileOptions, check_labels, class_order, existing
 from bal.splits import split_by_identity
@@ -103,7 +104,7 @@ def build(options: Options, key: str, context: dict) -> Prepared:
         test = (read_images(test_files, options.channels, options.size, key, x.shape[-2:]), np.array(test_labels))
     check_labels(key, y, test[1] if test else y, class_names, "the labelled images")
     record = context["record"]
-    arrays, assigned = split_by_identity(x, y, [str(p.relative_to(root)) for p in files], record or None, key,
+    arrays, assigned = split_by_identity(x, y, content_ids(p.read_bytes() for p in files), record or None, key,
                                          options.n_validation, options.n_dev, options.seed, test, options.n_test)
     record.update(assigned)
     items = []

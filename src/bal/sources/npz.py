@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from bal.errors import DataError
+from bal.identity import content_ids
 from bal.prepared import Prepared, normalisation
 from bal.sources import FileOptions, check_labels, class_codes, existing
 from bal.splits import split_by_identity
@@ -17,8 +18,8 @@ Options = FileOptions
 def build(options: Options, key: str, context: dict) -> Prepared:
     """Arrays ``x`` (N x D: a table; N x H x W, N x C x H x W or N x H x W x C with C = 1 or 3: images) and
     ``y``; optionally ``x_test`` and ``y_test``, and ``x_unlabelled`` (items for the suggest stage, named
-    by ``ids_unlabelled`` where given, else by their position). ``ids`` names each item of ``x`` (else its
-    position), and the splits are kept by it."""
+    by ``ids_unlabelled`` where given, else by their position). The splits are kept by item identity: ``ids``
+    where given, else each item's content (bal.identity)."""
     path = existing(options.path, key, folder=False)
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -38,6 +39,9 @@ def build(options: Options, key: str, context: dict) -> Prepared:
             raise DataError(f"{path}: {name} holds NaN or infinite values (first at item {int(np.argwhere(~np.isfinite(x))[0, 0])}).")
         if x.ndim == 4 and x.shape[3] in (1, 3) and x.shape[1] not in (1, 3):  # channels last, as PIL and Keras
             x = x.transpose(0, 3, 1, 2)
+        if x.ndim == 4 and x.shape[1] not in (1, 3):
+            raise DataError(f"{path}: {name} images have {x.shape[1]} channels first or {x.shape[3]} last, of shape "
+                            f"{x.shape}; images need 1 (grey) or 3 (RGB) channels (drop an alpha channel).")
         return x[:, None] if x.ndim == 3 else (x if x.dtype == np.uint8 else x.astype(np.float32))
 
     x = inputs(arrays["x"], "x")
@@ -52,7 +56,7 @@ def build(options: Options, key: str, context: dict) -> Prepared:
         if test[0].shape[1:] != x.shape[1:]:
             raise DataError(f"{path}: x_test items have shape {test[0].shape[1:]}, x items {x.shape[1:]}.")
     check_labels(key, y, test[1] if test else y, class_names, "y")
-    ids = [str(i) for i in arrays["ids"].tolist()] if "ids" in arrays else [f"x[{i}]" for i in range(len(x))]
+    ids = [str(i) for i in arrays["ids"].tolist()] if "ids" in arrays else content_ids(item.tobytes() for item in x)
     if len(ids) != len(x):
         raise DataError(f"{path}: ids names {len(ids)} items, x holds {len(x)}.")
     record = context["record"]
