@@ -1,5 +1,9 @@
-"""Stage aggregate: the learn and survey grids' learning curves -> metrics/summary.json (with paired
-comparisons against random and BALD, and the acquired points per class) and one CSV per dataset for `dvc plots`."""
+"""Stages aggregate and compare: a grid's learning curves -> a summary JSON (with paired comparisons
+against random and BALD, and the acquired points per class) and one CSV per dataset for `dvc plots`.
+
+aggregate summarises the replication grids (run and survey) into metrics/summary.json; compare@<dataset>
+one dataset of your own data's grid (simulate).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pathlib import Path
 import typer
 
 from bal.config import load_params
+from bal.errors import ConfigError
 from bal.io import write_csv, write_json
 from bal.results import (STAGES, acquired_per_class, evaluated_split, long_table, paired_comparisons, read_runs,
                          summarise)
@@ -22,12 +27,21 @@ def main(
     runs: Path = typer.Option(..., help="folder holding <dataset>/<strategy>/<seed>/curve.csv"),
     metrics: Path = typer.Option(..., help="summary JSON to write"),
     plots: Path = typer.Option(..., help="folder for <dataset>.csv"),
+    grid_names: list[str] = typer.Option(["run", "survey"], "--grid", help="the grids of params.yaml to summarise"),
+    only: str | None = typer.Option(None, "--dataset", help="one dataset of those grids alone"),
     params_path: Path = typer.Option(Path("params.yaml"), "--params"),
 ) -> None:
     params = load_params(params_path)
+    grids = params.every_grid()
+    for name in grid_names:
+        if name not in STAGES:
+            raise ConfigError(f"--grid {name!r} is not a grid of learn runs; grids: {', '.join(STAGES)}.")
+    if only is not None and not any(only in grids[name].datasets for name in grid_names):
+        raise ConfigError(f"--dataset {only!r} is in none of the {' and '.join(grid_names)} grids' datasets.")
     summary = {}
-    for group, grid in params.grids().items():
-        for dataset in grid.datasets:
+    for group in grid_names:
+        grid = grids[group]
+        for dataset in [d for d in grid.datasets if only in (None, d)]:
             curves = read_runs(runs, dataset, grid.strategies, grid.seeds, "curve.csv", missing_ok=True, group=STAGES[group])
             if not curves:
                 continue

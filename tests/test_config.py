@@ -97,6 +97,10 @@ BAD = [
     ("study.seeds", [0, 0], "study.seeds = [0, 0]: seeds must not repeat"),
     ("survey.datasets", ["fashion_mnist", "mnist"], "survey.datasets = 'mnist': is in run.datasets too"),
     ("survey.strategies", ["bald", "bold"], "survey.strategies = 'bold': unknown name"),
+    ("simulate.datasets", ["mnist"], "simulate.datasets = 'mnist': must be one of your own datasets, under own"),
+    ("simulate.datasets", ["mine"], "simulate.datasets = 'mine': must have an entry under prepare or own"),
+    ("simulate.strategies", ["bald", "bold"], "simulate.strategies = 'bold': unknown name"),
+    ("simulate.seeds", [1, 1], "simulate.seeds = [1, 1]: seeds must not repeat"),
     ("report.prediction", "mean", "report.prediction = 'mean': must be one of dropout_off, mc"),
     ("study.datasets", ["twomoons", "svhn"], "study.datasets = 'svhn'"),
     ("prepare.repeated_mnist", DELETE, "study.datasets = 'repeated_mnist': must have an entry under prepare or own"),
@@ -318,7 +322,7 @@ def test_a_run_is_checked_for_its_own_strategy_only(tmp_path):
         check_run(params, "mnist", "epig", False, fake_split(54_900, 10))
 
 
-@pytest.mark.parametrize("key", ["run.datasets", "survey.datasets", "study.datasets"])
+@pytest.mark.parametrize("key", ["run.datasets", "survey.datasets", "study.datasets", "simulate.datasets"])
 def test_a_grid_may_have_no_datasets(tmp_path, key):
     params = load_params(write(tmp_path, with_change(key, [])))
     assert getattr(params, key.split(".")[0]).datasets == []

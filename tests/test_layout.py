@@ -53,7 +53,7 @@ def extra_modules(name: str, params: dict) -> tuple[str, ...]:
     """What a stage imports at run time, as its params say: a learn stage its strategy's module, a prepare
     stage its source's, the summaries and figures every strategy's (for its colour)."""
     group, _, item = name.partition("@")
-    if group in ("learn", "survey", "study"):
+    if group in ("learn", "survey", "study", "simulate"):
         strategy = next(s for s in params["options"] if f"-{s}-" in f"-{item}-")
         return (f"bal.strategies.{strategy}",)
     if group in ("prepare", "prepare_own"):
@@ -66,12 +66,13 @@ def extra_modules(name: str, params: dict) -> tuple[str, ...]:
 
 
 def with_own_data(tmp_path) -> tuple[Path, dict]:
-    """A copy of dvc.yaml with params.yaml plus own datasets of each file source and a suggest entry,
-    so that every kind of stage resolves."""
+    """A copy of dvc.yaml with params.yaml plus own datasets of each file source, one of them in the
+    simulate grid, and a suggest entry, so that every kind of stage resolves."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["own"] = {f"my_{source}": {"source": source, "path": f"data/sources/my_{source}"}
                      for source in ("image_folder", "npz", "csv")}
     params["suggest"] = {"my_csv": {"strategy": "epig"}}
+    params["simulate"]["datasets"] = ["my_npz"]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     (tmp_path / "dvc.yaml").write_text((ROOT / "dvc.yaml").read_text())
     (tmp_path / ".dvc").mkdir()
@@ -85,8 +86,8 @@ def test_every_stage_depends_on_exactly_the_code_it_imports(tmp_path):
     root, params = with_own_data(tmp_path)
     cache: dict = {}
     resolved = stages(root)
-    assert {"learn@mnist-epig-0", "prepare@mnist", "prepare_own@my_npz", "suggest@my_csv", "aggregate",
-            "figures"} <= set(resolved)
+    assert {"learn@mnist-epig-0", "prepare@mnist", "prepare_own@my_npz", "simulate@my_npz-bald-0", "compare@my_npz",
+            "suggest@my_csv", "aggregate", "figures"} <= set(resolved)
     for name, (script, deps) in resolved.items():
         key = (script, extra_modules(name, params))
         if key not in cache:

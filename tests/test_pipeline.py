@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -133,8 +134,9 @@ def test_bad_param_fails_cleanly_without_output(repo):
 
 
 def test_own_table_simulated_then_suggested_through_dvc(tmp_path_factory):
-    """A CSV under data/sources declared in params.yaml alone: its prepare, learn and suggest stages
-    run; labelling the suggested rows reruns prepare and suggest, and the next rows differ."""
+    """A CSV under data/sources declared in params.yaml alone: its own grid (simulate, summarised by
+    compare) and suggest run, and no stage of the replication grids, out of date as they are here;
+    labelling the suggested rows reruns prepare and suggest, and the next rows differ."""
     repo = fresh_copy(tmp_path_factory)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 3))
@@ -152,14 +154,19 @@ def test_own_table_simulated_then_suggested_through_dvc(tmp_path_factory):
     params["report"]["papers"] = []  # mnist is not prepared here
     params["own"] = {"tiny": {"source": "csv", "path": "data/sources/tiny.csv", "n_validation": 5, "n_test": 20}}
     params["learn"]["tiny"] = {"budget": 12, "acquisition_size": 3, "mc_samples": 4, "train": {"steps": 20}}
-    params["run"] = {"datasets": ["tiny"], "strategies": ["margin"], "seeds": [0]}
-    params["survey"]["datasets"] = []
-    params["study"] = {**params["study"], "datasets": ["twomoons"], "strategies": ["bald"], "acquisition_sizes": [2],
-                       "seeds": [0], "budget": 6}
+    params["run"]["datasets"], params["survey"]["datasets"] = ["twomoons"], []  # the replication grid of what is prepared
+    params["study"] = {**params["study"], "datasets": ["twomoons"], "acquisition_sizes": [2], "seeds": [0], "budget": 6}
+    params["simulate"] = {"datasets": ["tiny"], "strategies": ["random", "margin"], "seeds": [0]}
     params["suggest"] = {"tiny": {"strategy": "margin"}}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh("dvc", "repro", "learn@tiny-margin-0", "suggest@tiny", cwd=repo)
-    assert pd.read_csv(repo / "data/runs/tiny/margin/0/curve.csv").n_labelled.tolist() == [4, 7, 10, 12]
+    out = sh("dvc", "repro", "compare@tiny", "suggest@tiny", cwd=repo).stdout
+    ran = set(re.findall(r"Running stage '([^']+)'", out))
+    assert ran == {"prepare_own@tiny", "simulate@tiny-random-0", "simulate@tiny-margin-0", "compare@tiny", "suggest@tiny"}
+    assert "learn@twomoons-bald-0" in json.loads(sh("dvc", "status", "--json", cwd=repo).stdout)  # stale, not run
+    assert pd.read_csv(repo / "data/own/tiny/margin/0/curve.csv").n_labelled.tolist() == [4, 7, 10, 12]
+    compared = json.loads((repo / "metrics/own/tiny.json").read_text())["tiny"]
+    assert sorted(compared) == ["margin", "random"] and compared["margin"]["seeds"] == [0]
+    assert set(pd.read_csv(repo / "plots/own/tiny/tiny.csv").strategy) == {"margin", "random"}
     first = pd.read_csv(repo / "suggestions/tiny.csv")
     assert len(first) == 3 and first.item.str.startswith("line ").all()
     for item in first.item:  # label the suggested rows from the known answers

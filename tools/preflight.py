@@ -26,10 +26,10 @@ from bal.errors import ConfigError
 
 
 def emulated_bf16(params: Params, native_bf16: bool) -> list[str]:
-    """The datasets of the learn grids and the study that would train in emulated bfloat16."""
+    """The datasets of every grid that would train in emulated bfloat16."""
     if native_bf16 or params.compute.device != "cpu":
         return []
-    datasets = {d for grid in (*params.grids().values(), params.study) for d in grid.datasets}
+    datasets = {d for grid in params.every_grid().values() for d in grid.datasets}
     return sorted(d for d in datasets if params.learn[d].train.precision == "bfloat16")
 
 

@@ -42,8 +42,10 @@ class Run:
     seeds: list[int]
 
 
-# The grids of learn runs: ``run`` (stages learn@<dataset>-<strategy>-<seed>) and ``survey`` (stages
-# survey@..., a smaller grid for more datasets); both write data/runs/<dataset>/<strategy>/<seed>.
+# The replication grids of learn runs: ``run`` (stages learn@<dataset>-<strategy>-<seed>) and ``survey``
+# (stages survey@..., a smaller grid for more datasets); both write data/runs/<dataset>/<strategy>/<seed>.
+# Your own datasets have their own grid, ``simulate`` (stages simulate@..., writing data/own/...), so that
+# working on them never starts or drops a replication grid's stage.
 GRIDS = ("run", "survey")
 # The groups of datasets: built-in sources (stages prepare@<dataset>) and your own files (prepare_own@<dataset>,
 # each depending on its own path).
@@ -150,10 +152,15 @@ class Params:
     suggest: dict[str, Suggest] = field(default_factory=dict)
     report: Report = field(default_factory=Report)
     survey: Run = field(default_factory=lambda: Run([], [], []))
+    simulate: Run = field(default_factory=lambda: Run([], [], []))
 
     def grids(self) -> dict[str, Run]:
         """The learn grids by their params key (GRIDS)."""
         return {name: getattr(self, name) for name in GRIDS}
+
+    def every_grid(self) -> dict[str, Run | Study]:
+        """Every grid of runs by its params key: the replication grids, the study and your own data's."""
+        return {**self.grids(), "study": self.study, "simulate": self.simulate}
 
     def datasets(self) -> dict[str, str]:
         """Every prepared dataset's name, with the params key of its group (DATASET_GROUPS)."""
@@ -292,8 +299,7 @@ def _check_seeds(key: str, seeds: list[int]) -> None:
 def _check(params: Params, data: dict) -> None:
     """Every check across keys that needs neither data nor a strategy's or source's module; ``data`` is
     params.yaml as read, for what must be written out."""
-    study, known = params.study, list(params.datasets())
-    grids = {**params.grids(), "study": study}
+    study, known, grids = params.study, list(params.datasets()), params.every_grid()
     for name in sorted(set(params.prepare) & set(params.own)):
         raise ConfigError(f"own.{name} is in prepare too; a dataset has one entry.")
     names = strategies.names()
@@ -303,6 +309,8 @@ def _check(params: Params, data: dict) -> None:
         _check_seeds(f"{name}.seeds", grid.seeds)
     for name in sorted(set(params.options) - set(names)):
         raise ConfigError(f"options.{name} is not a known key: not a strategy; strategies: {', '.join(names)}.")
+    _check_names("simulate.datasets", params.simulate.datasets, list(params.own),
+                 "must be one of your own datasets, under own (the built-in ones have the run and survey grids)")
     twice = set(params.run.datasets) & set(params.survey.datasets)
     _require(not twice, "survey.datasets", sorted(twice)[0] if twice else None,
              "is in run.datasets too; a dataset's runs belong to one grid (both write data/runs/<dataset>)")
@@ -424,12 +432,11 @@ def load_params(path: Path) -> Params:
 def check_all(params: Params) -> None:
     """Every check that needs a strategy's or a source's module, for every strategy and dataset in
     params.yaml: what ``make repro`` runs before DVC starts, so that no stage fails on a bad entry."""
-    grids = {**params.grids(), "study": params.study}
     for name in strategies.names():
         params.strategy_options(name)
     for name in params.datasets():
         params.dataset(name)
-    for grid in grids.values():
+    for grid in params.every_grid().values():
         chosen = [strategies.get(s) for s in grid.strategies]
         for dataset in grid.datasets:
             _check_samples(params.learn[dataset], f"learn.{dataset}", chosen)

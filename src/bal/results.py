@@ -15,7 +15,7 @@ from bal.errors import DataError
 THRESHOLDS = (0.80, 0.85, 0.90, 0.95, 0.97)  # 80% and 85% for harder data (Fashion-MNIST)
 BASELINES = ("random", "bald")  # every strategy is compared with these, seed by seed
 BOOTSTRAP_RESAMPLES = 10_000
-STAGES = {"run": "learn", "survey": "survey"}  # the stages of each learn grid of params.yaml, by its key
+STAGES = {"run": "learn", "survey": "survey", "simulate": "simulate"}  # the stages of each grid of params.yaml, by its key
 
 # Published MNIST numbers. Gal, Islam & Ghahramani 2017, Table 1: labels to 10% and 5% test error,
 # as {strategy: {labels: accuracy %}} marks; Table 2: test error (%) at 1,000 labels.
