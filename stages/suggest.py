@@ -2,24 +2,29 @@
 
 Writes the next ``learn.<dataset>.acquisition_size`` items to label, best first: the item (a file
 under the image folder, or a line of the CSV), its score under ``suggest.<dataset>.strategy``, and
-the class the model predicts with its probability (MC-averaged). Label them (move the files into
-class folders, fill in the label cells), run ``dvc repro``, and the next batch comes.
+the class the model predicts with its probability (MC-averaged); the same items as Label Studio
+tasks, with the prediction as a pre-annotation, and that tool's labelling interface; and a picture
+of them. Label them (in Label Studio and `python tools/labels.py pull`, or by moving the files into
+class folders, or filling in the label cells), run ``dvc repro``, and the next batch comes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 import typer
 
-from bal import strategies
+from bal import label_studio, plotting, strategies
 from bal.errors import ConfigError
 from bal.inference import predict_log_probs
 from bal.information import mean_log_probs
-from bal.io import write_csv
+from bal.io import atomic_write_bytes, write_csv
 from bal.loop import fit, pool_inputs
 from bal.prepared import load_prepared
 from common import fails_cleanly, params_and_torch
@@ -33,6 +38,9 @@ def main(
     dataset: str = typer.Option(..., help="a dataset with an entry under suggest"),
     prepared: Path = typer.Option(..., help="folder written by its prepare stage"),
     out: Path = typer.Option(..., help="CSV of the suggested items"),
+    tasks: Path = typer.Option(..., help="the same items as Label Studio tasks (JSON)"),
+    interface: Path = typer.Option(..., help="Label Studio's labelling interface for them (XML)"),
+    picture: Path = typer.Option(..., help="PNG of the suggested items"),
     seed: int = typer.Option(0),
     params_path: Path = typer.Option(Path("params.yaml"), "--params"),
 ) -> None:
@@ -67,13 +75,29 @@ def main(
     predictive_B_C = mean_log_probs(predict_log_probs(model, split.unlabelled_x[batch.indices], settings.test_samples,
                                                       generator)).exp()
     probability_B, predicted_B = predictive_B_C.max(dim=1)
-    write_csv(out, pd.DataFrame({
+    table = pd.DataFrame({
         "rank": range(1, size + 1),
         "item": [split.unlabelled_items[i] for i in batch.indices],
         "score": batch.scores,
         "predicted_class": [split.class_names[c] for c in predicted_B.tolist()],
         "probability": probability_B.tolist(),
-    }))
+    })
+    stored_B = np.load(prepared / "unlabelled_x.npy", mmap_mode="r")[batch.indices]  # as the source holds them
+    rows = table.to_dict("records")
+    for row, stored in zip(rows, stored_B):
+        file = Path(params.own[dataset]["path"]).expanduser() / row["item"]
+        if split.kind == "image" and file.is_file():  # served from Label Studio's document root: this repository
+            row["image"] = label_studio.local_file_url(os.path.relpath(file))
+        elif split.kind == "image":  # an npz's image, within the task
+            row["image"] = label_studio.png_data_url(stored)
+        else:
+            row["features"] = {f"feature {j}": float(value) for j, value in enumerate(stored.tolist(), start=1)}
+    atomic_write_bytes(tasks, (json.dumps(label_studio.tasks(rows, split.kind, strategy.name), indent=1) + "\n").encode())
+    atomic_write_bytes(interface, label_studio.label_config(list(split.class_names), split.kind).encode())
+    figure = plotting.suggestions(table, stored_B if split.kind == "image" else None,
+                                  f"{dataset}: the next {size} to label ({strategy.name})")
+    atomic_write_bytes(picture, plotting.render(figure)["png"])
+    write_csv(out, table)
     typer.echo(f"suggest {dataset}: trained on {len(labelled)} labelled items ({' + '.join(parts)}), ranked {pool.size} unlabelled with "
                f"{strategy.name}; the next {size} -> {out}")
 

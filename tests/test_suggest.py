@@ -1,10 +1,13 @@
 """The human-in-the-loop round trip: suggest, label the suggested items, suggest again."""
 
 import dataclasses
+import json
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -21,6 +24,7 @@ from bal.prepared import load_prepared
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+LABEL_STUDIO_OUTS = ("--tasks", "tasks.json", "--interface", "interface.xml", "--picture", "suggestions.png")
 
 
 def stage(name, *args, cwd, check=True):
@@ -100,7 +104,7 @@ def test_suggest_label_suggest_again(tmp_path):
 
     def round_trip():
         stage("prepare", "--dataset", "mine", "--out", "prepared", cwd=tmp_path)
-        log = stage("suggest", "--dataset", "mine", "--prepared", "prepared", "--out", "suggestions.csv", cwd=tmp_path)
+        log = stage("suggest", "--dataset", "mine", "--prepared", "prepared", "--out", "suggestions.csv", *LABEL_STUDIO_OUTS, cwd=tmp_path)
         split = load_prepared(tmp_path / "prepared")
         assert f"trained on {len(split.pool_y) + len(split.val_y)} labelled items (pool + val)" in log.stdout
         return pd.read_csv(tmp_path / "suggestions.csv"), len(split.pool_y) + len(split.val_y) + len(split.test_y)
@@ -111,6 +115,18 @@ def test_suggest_label_suggest_again(tmp_path):
     check_ranking(first, tmp_path)
     # each row's prediction is of that row's item: an easy task, so it is the class the file name says
     assert (first.predicted_class == first.item.map(lambda item: Path(item).name.split("_")[0])).all()
+    # the same items as Label Studio tasks, each showing its image file, pre-annotated with its prediction
+    tasks = json.loads((tmp_path / "tasks.json").read_text())
+    assert [t["data"]["item"] for t in tasks] == first.item.tolist()
+    assert [t["data"]["score"] for t in tasks] == first.score.tolist()
+    assert [t["predictions"][0]["result"][0]["value"]["choices"] for t in tasks] == [[c] for c in first.predicted_class]
+    assert [t["predictions"][0]["score"] for t in tasks] == first.probability.tolist()
+    assert all(t["data"]["image"] == "/data/local-files/?d=" + quote(os.path.relpath(root / t["data"]["item"], tmp_path))
+               for t in tasks)
+    interface = (tmp_path / "interface.xml").read_text()
+    assert '<Choice value="dark"/>' in interface and '<Choice value="light"/>' in interface
+    with Image.open(tmp_path / "suggestions.png") as picture:
+        assert picture.format == "PNG" and picture.width > 300
     for item in first.item:  # label them from the known answers
         true_class = Path(item).name.split("_")[0]
         shutil.move(root / item, root / true_class / Path(item).name)
@@ -127,7 +143,7 @@ def test_suggest_needs_unlabelled_items(tmp_path):
               "learn": {**PARAMS["learn"], "t": {"budget": 20}}, "suggest": {"t": {"strategy": "margin"}}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     stage("prepare", "--dataset", "t", "--out", "prepared", cwd=tmp_path)
-    result = stage("suggest", "--dataset", "t", "--prepared", "prepared", "--out", "s.csv", cwd=tmp_path, check=False)
+    result = stage("suggest", "--dataset", "t", "--prepared", "prepared", "--out", "s.csv", *LABEL_STUDIO_OUTS, cwd=tmp_path, check=False)
     assert result.returncode == 2 and "suggest.t: t has no unlabelled items" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "s.csv").exists()
 
@@ -140,7 +156,7 @@ def test_suggest_refuses_more_epig_targets_than_unlabelled_items(tmp_path):
               "suggest": {"t": {"strategy": "epig"}}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     stage("prepare", "--dataset", "t", "--out", "prepared", cwd=tmp_path)
-    result = stage("suggest", "--dataset", "t", "--prepared", "prepared", "--out", "s.csv", cwd=tmp_path, check=False)
+    result = stage("suggest", "--dataset", "t", "--prepared", "prepared", "--out", "s.csv", *LABEL_STUDIO_OUTS, cwd=tmp_path, check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr and not (tmp_path / "s.csv").exists()
     assert result.stderr == "error: options.epig.targets = 100: must be at most the 3 unlabelled items of t, from which suggest draws them.\n"
 
@@ -159,5 +175,5 @@ def test_suggest_names_a_model_that_cannot_take_the_images(tmp_path, size, model
               "learn": {**PARAMS["learn"], "mine": {"budget": 8, "model": model}}, "suggest": {"mine": {"strategy": "margin"}}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     stage("prepare", "--dataset", "mine", "--out", "prepared", cwd=tmp_path)
-    result = stage("suggest", "--dataset", "mine", "--prepared", "prepared", "--out", "s.csv", cwd=tmp_path, check=False)
+    result = stage("suggest", "--dataset", "mine", "--prepared", "prepared", "--out", "s.csv", *LABEL_STUDIO_OUTS, cwd=tmp_path, check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr and message in result.stderr

@@ -1,4 +1,4 @@
-"""Matplotlib figures: learning curves, TwoMoons decision maps, BALD's terms, acquired classes.
+"""Matplotlib figures: learning curves, TwoMoons decision maps, BALD's terms, acquired classes, suggestions.
 
 Every function returns a matplotlib Figure; :func:`render` turns it into PNG (300 dpi) and
 SVG bytes with no timestamps, so the same inputs give byte-identical files.
@@ -201,4 +201,32 @@ def acquired_classes(counts: pd.DataFrame, title: str) -> plt.Figure:
     ax.set_xlabel("class of the acquired point")
     ax.set_title(title)
     fig.colorbar(image, ax=ax, label="labels acquired")
+    return fig
+
+
+def suggestions(table: pd.DataFrame, images_B_C_H_W: np.ndarray | None, title: str) -> plt.Figure:
+    """The suggested items, best first, each with its predicted class, that class's probability and its
+    acquisition score: a grid of the images, or for a table one bar of score per item."""
+    caption = [f"{r.rank}. {r.predicted_class} ({r.probability:.2f})\nscore {r.score:.3g}" for r in table.itertuples()]
+    if images_B_C_H_W is None:
+        fig, ax = plt.subplots(figsize=(6, 0.3 * len(table) + 1.2), layout="constrained")
+        ax.barh(range(len(table)), table.score, color="#4c72b0")
+        ax.set_yticks(range(len(table)), [f"{r.item}: {r.predicted_class} ({r.probability:.2f})" for r in table.itertuples()])
+        ax.invert_yaxis()
+        ax.set_xlabel("acquisition score")
+        ax.set_title(title)
+        return fig
+    columns = min(len(table), 8)
+    rows = -(-len(table) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.6 * rows + 0.4), squeeze=False, layout="constrained")
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image_C_H_W, text in zip(axes.flat, images_B_C_H_W, caption):
+        if image_C_H_W.dtype != np.uint8:  # an npz's float images: each stretched to [0, 1]
+            image_C_H_W = (image_C_H_W - image_C_H_W.min()) / max(float(np.ptp(image_C_H_W)), 1e-12)
+        top = 255 if image_C_H_W.dtype == np.uint8 else 1
+        ax.imshow(image_C_H_W[0] if len(image_C_H_W) == 1 else image_C_H_W.transpose(1, 2, 0),
+                  cmap="gray" if len(image_C_H_W) == 1 else None, vmin=0, vmax=top)
+        ax.set_title(text, fontsize=7)
+    fig.suptitle(title)
     return fig

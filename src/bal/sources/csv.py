@@ -3,14 +3,17 @@ are unlabelled items, for the suggest stage."""
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
 
 import numpy as np
 
 from bal.errors import DataError
 from bal.identity import content_ids
+from bal.io import atomic_write_bytes
 from bal.prepared import Prepared, normalisation
-from bal.sources import FileOptions, check_labels, class_codes, existing
+from bal.sources import FileOptions, check_labels, class_codes, class_order, existing
 from bal.splits import split_by_identity
 
 FILES = True
@@ -82,3 +85,48 @@ def build(options: Options, key: str, context: dict) -> Prepared:
         arrays["unlabelled_x"] = x_all[~labelled]
         items = [item for item, known in zip(ids, labelled) if not known]
     return Prepared(arrays, "table", class_names, normalisation(arrays["pool_x"]), unlabelled_items=items)
+
+
+def apply_labels(options: Options, key: str, labels: dict[str, str], suggested: set[str]) -> list[str]:
+    """Fill in the label cells of unlabelled rows, each named as suggest names it (its ``id_column``, or
+    ``line N``); the items labelled. The file is rewritten in one rename, every other line byte for byte.
+    A row already holding its label stays (so applying twice changes nothing); a label the file holds
+    nowhere, an item not in ``suggested`` or not a row, or a row labelled otherwise is refused, and nothing
+    changes."""
+    path = existing(options.path, key, folder=False)
+    lines = path.read_bytes().decode("utf-8").splitlines(keepends=True)  # line endings as they are
+    header = next(csv.reader(lines[:1]), [])
+    if options.label_column not in header or (options.id_column is not None and options.id_column not in header):
+        raise DataError(f"{path} has no column {options.label_column!r} ({key}.label_column) or its id_column.")
+    label_at = header.index(options.label_column)
+    rows = {number: next(csv.reader([line])) for number, line in enumerate(lines[1:], start=2) if line.strip()}
+    cell = lambda fields, at: fields[at].strip() if at < len(fields) else ""  # noqa: E731
+    named = {cell(fields, header.index(options.id_column)) if options.id_column else f"line {number}": number
+             for number, fields in rows.items()}
+    classes = {cell(fields, label_at) for fields in rows.values()} - {""}
+    changed = []
+    for item, label in sorted(labels.items()):
+        if label not in classes:
+            raise DataError(f"{key}: {item} is labelled {label!r}, which no row of {path} holds "
+                            f"({', '.join(class_order(classes))}); nothing was applied.")
+        if item not in named:
+            raise DataError(f"{key}: {item!r} is no row of {path}, so bal never suggested it; nothing was applied.")
+        number = named[item]
+        fields, current = rows[number], cell(rows[number], label_at)
+        if current == label:
+            continue
+        if item not in suggested:
+            raise DataError(f"{key}: bal never suggested {item} (it is not among the suggestions); nothing was applied.")
+        if current:
+            raise DataError(f"{key}: {item} is labelled {current!r} already, and bal never changes a label; "
+                            "nothing was applied.")
+        fields += [""] * (label_at + 1 - len(fields))
+        fields[label_at] = label
+        out = io.StringIO()
+        csv.writer(out, lineterminator="").writerow(fields)
+        line = lines[number - 1]
+        lines[number - 1] = out.getvalue() + line[len(line.rstrip("\r\n")):]
+        changed.append(item)
+    if changed:
+        atomic_write_bytes(path, "".join(lines).encode("utf-8"))
+    return changed

@@ -71,14 +71,62 @@ def read_images(files: list[Path], channels: int, size: int | None, key: str,
     return out
 
 
+def _class_names(root: Path, options: Options, key: str) -> list[str]:
+    names = class_order(p.name for p in root.iterdir() if p.is_dir() and p.name not in ("test", "unlabelled")
+                        and not _hidden(p.name))
+    if not names:
+        raise DataError(f"{key}.path = {options.path!r} has no class subfolders (path/<class name>/<image>).")
+    return names
+
+
+def apply_labels(options: Options, key: str, labels: dict[str, str], suggested: set[str]) -> list[str]:
+    """Label unlabelled items (``unlabelled/<file>``) by moving each into the folder of its class, at the
+    same path under it; the items moved. All or nothing: every label is checked before any file moves. An
+    item already in the folder of its label was labelled before, and stays (so applying twice changes
+    nothing); a label that is not a class, an item not in ``suggested``, not there, or labelled otherwise
+    is refused."""
+    root = existing(options.path, key, folder=True)
+    class_names = _class_names(root, options, key)
+    moves = []
+    for item, label in sorted(labels.items()):
+        under = Path(item).relative_to("unlabelled") if Path(item).parts[:1] == ("unlabelled",) else None
+        if under is None:
+            raise DataError(f"{key}: {item!r} is not an item of {root / 'unlabelled'}, so bal never suggested it; "
+                            "nothing was applied.")
+        if label not in class_names:
+            raise DataError(f"{key}: {item} is labelled {label!r}, which is not a class folder of {root} "
+                            f"({', '.join(class_names)}); nothing was applied.")
+        source, target = root / item, root / label / under
+        if not source.is_file() and target.is_file():
+            continue  # labelled so before
+        if item not in suggested:
+            raise DataError(f"{key}: bal never suggested {item} (it is not among the suggestions); nothing was applied.")
+        if not source.is_file():
+            elsewhere = [name for name in class_names if (root / name / under).is_file()]
+            raise DataError(f"{key}: {item} is " + (f"labelled {elsewhere[0]!r} already ({root / elsewhere[0] / under}), "
+                            "and bal never moves a label" if elsewhere else "not there any more")
+                            + "; nothing was applied.")
+        if target.exists():
+            raise DataError(f"{key}: {target} exists already, so {item} cannot move there; nothing was applied.")
+        moves.append((source, target))
+    done = []
+    try:
+        for source, target in moves:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source.rename(target)
+            done.append((source, target))
+    except OSError as err:
+        for source, target in reversed(done):
+            target.rename(source)
+        raise DataError(f"{key}: moving {source} failed ({err}); every move was undone.") from None
+    return [str(source.relative_to(root)) for source, _ in moves]
+
+
 def build(options: Options, key: str, context: dict) -> Prepared:
     """``path/<class>/*.png|jpg|...`` (torchvision's ImageFolder layout); ``path/test/<class>/`` is the
     test set where it exists; ``path/unlabelled/`` holds the items for the suggest stage."""
     root = existing(options.path, key, folder=True)
-    reserved = {"test", "unlabelled"}
-    class_names = class_order(p.name for p in root.iterdir() if p.is_dir() and p.name not in reserved and not _hidden(p.name))
-    if not class_names:
-        raise DataError(f"{key}.path = {options.path!r} has no class subfolders (path/<class name>/<image>).")
+    class_names = _class_names(root, options, key)
     files, labels = [], []
     for i, name in enumerate(class_names):
         found = _image_files(root / name)
