@@ -11,7 +11,7 @@ export BAL_FASHION_MNIST_RAW ?= $(if $(wildcard $(DEBIAN_FASHION)),$(DEBIAN_FASH
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup fashion-mnist repro test smoke plots clean
+.PHONY: setup fashion-mnist label-studio repro test smoke plots clean
 
 setup: $(VENV)/.installed
 
@@ -28,6 +28,14 @@ fashion-mnist:
 		apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
 		(apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1) || \
 		echo "dataset-fashion-mnist not installed: Fashion-MNIST comes from torchvision's download, its data tests skip"
+
+# Label Studio (tools/labels.py, tests/test_label_studio.py) in its own virtualenv, as teams run it: its
+# dependencies (Django, about 1 GB) must not bend constraints.txt. Its round-trip test skips without it.
+LABEL_STUDIO_VENV := .venv-label-studio
+label-studio: $(LABEL_STUDIO_VENV)/bin/label-studio
+$(LABEL_STUDIO_VENV)/bin/label-studio:
+	test -d $(LABEL_STUDIO_VENV) || $(PYTHON) -m venv $(LABEL_STUDIO_VENV)
+	$(LABEL_STUDIO_VENV)/bin/pip install --quiet label-studio==1.23.2
 
 # First a warning where this CPU would emulate bfloat16 training (tools/preflight.py).
 # The learn, survey and study stages are independent: run JOBS of them side by side (one torch thread each),
