@@ -207,7 +207,8 @@ def acquired_classes(counts: pd.DataFrame, title: str) -> plt.Figure:
 def suggestions(table: pd.DataFrame, images_B_C_H_W: np.ndarray | None, title: str) -> plt.Figure:
     """The suggested items, best first, each with its predicted class, that class's probability and its
     acquisition score: a grid of the images, or for a table one bar of score per item."""
-    caption = [f"{r.rank}. {r.predicted_class} ({r.probability:.2f})\nscore {r.score:.3g}" for r in table.itertuples()]
+    caption = [f"{r.rank}. {r.predicted_class} ({r.probability:.2f})\nscore {r.score:.3g}\n{str(r.item).split('/')[-1][:18]}"
+               for r in table.itertuples()]
     if images_B_C_H_W is None:
         fig, ax = plt.subplots(figsize=(6, 0.3 * len(table) + 1.2), layout="constrained")
         ax.barh(range(len(table)), table.score, color="#4c72b0")
@@ -218,7 +219,7 @@ def suggestions(table: pd.DataFrame, images_B_C_H_W: np.ndarray | None, title: s
         return fig
     columns = min(len(table), 8)
     rows = -(-len(table) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.6 * rows + 0.4), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(rows, columns, figsize=(1.4 * columns, 1.8 * rows + 0.4), squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     for ax, image_C_H_W, text in zip(axes.flat, images_B_C_H_W, caption):
