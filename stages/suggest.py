@@ -23,6 +23,7 @@ import typer
 from bal import label_studio, plotting, strategies
 from bal.errors import ConfigError
 from bal.inference import predict_log_probs
+from bal.identity import digest
 from bal.information import mean_log_probs
 from bal.io import atomic_write_bytes, write_csv
 from bal.loop import fit, pool_inputs
@@ -41,6 +42,8 @@ def main(
     tasks: Path = typer.Option(..., help="the same items as Label Studio tasks (JSON)"),
     interface: Path = typer.Option(..., help="Label Studio's labelling interface for them (XML)"),
     picture: Path = typer.Option(..., help="PNG of the suggested items"),
+    history: Path = typer.Option(..., help="every item ever suggested, with its content's digest (kept: tools/labels.py "
+                                           "takes labels for these alone)"),
     seed: int = typer.Option(0),
     params_path: Path = typer.Option(Path("params.yaml"), "--params"),
 ) -> None:
@@ -82,10 +85,12 @@ def main(
         "predicted_class": [split.class_names[c] for c in predicted_B.tolist()],
         "probability": probability_B.tolist(),
     })
-    stored_B = np.load(prepared / "unlabelled_x.npy", mmap_mode="r")[batch.indices]  # as the source holds them
+    # the items as the source holds them (unnormalised), from the folder load_prepared has just verified
+    stored_B = np.load(prepared / "unlabelled_x.npy", mmap_mode="r")[batch.indices]
+    files = [Path(params.own[dataset]["path"]).expanduser() / item for item in table.item]
+    table["content"] = [digest(file.read_bytes() if file.is_file() else stored.tobytes()) for file, stored in zip(files, stored_B)]
     rows = table.to_dict("records")
-    for row, stored in zip(rows, stored_B):
-        file = Path(params.own[dataset]["path"]).expanduser() / row["item"]
+    for row, stored, file in zip(rows, stored_B, files):
         if split.kind == "image" and file.is_file():  # served from Label Studio's document root: this repository
             row["image"] = label_studio.local_file_url(os.path.relpath(file))
         elif split.kind == "image":  # an npz's image, within the task
@@ -97,6 +102,8 @@ def main(
     figure = plotting.suggestions(table, stored_B if split.kind == "image" else None,
                                   f"{dataset}: the next {size} to label ({strategy.name})")
     atomic_write_bytes(picture, plotting.render(figure)["png"])
+    seen = pd.read_csv(history, dtype=str, keep_default_na=False) if history.is_file() else table[["item", "content"]][:0]
+    write_csv(history, pd.concat([seen, table[["item", "content"]]]).drop_duplicates(ignore_index=True))
     write_csv(out, table)
     typer.echo(f"suggest {dataset}: trained on {len(labelled)} labelled items ({' + '.join(parts)}), ranked {pool.size} unlabelled with "
                f"{strategy.name}; the next {size} -> {out}")

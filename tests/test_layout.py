@@ -166,4 +166,4 @@ def test_what_a_stage_imports_while_it_runs_is_its_deps(tmp_path):
         run(f"learn@twomoons-{strategy}-0", "learn", "--dataset", "twomoons", "--strategy", strategy, "--seed", "0",
             "--prepared", "prepared/twomoons", "--out", f"runs/{strategy}", "--checkpoint", f"{strategy}.json")
     run("suggest@my_csv", "suggest", "--dataset", "my_csv", "--prepared", "prepared/my_csv", "--out", "s.csv",
-        "--tasks", "t.json", "--interface", "i.xml", "--picture", "s.png")
+        "--tasks", "t.json", "--interface", "i.xml", "--picture", "s.png", "--history", "h.csv")

@@ -234,6 +234,6 @@ def test_npz_items_without_ids_keep_their_split_when_items_are_added_before_them
 @pytest.mark.parametrize("shape", [(12, 4, 16, 16), (12, 16, 16, 4)])
 def test_npz_images_with_an_alpha_channel_are_refused(tmp_path, shape):
     np.savez(tmp_path / "d.npz", x=np.zeros(shape, dtype=np.uint8), y=np.arange(12) % 2)
-    with pytest.raises(DataError, match=r"d.npz: x images have \d+ channels first or \d+ last, .*; images need 1 \(grey\) "
-                                        r"or 3 \(RGB\) channels"):
+    with pytest.raises(DataError, match=r"d.npz: x images of shape \(.*\) have neither 1 nor 3 channels on the first or the "
+                                        r"last axis; images need 1 \(grey\) or 3 \(RGB\) channels"):
         prepare("npz", FileOptions(str(tmp_path / "d.npz"), n_validation=2, n_test=2), "own.mine", tmp_path, {})

@@ -18,13 +18,15 @@ from PIL import Image
 
 from bal import strategies
 from bal.config import load_params
+from bal.identity import digest
 from bal.inference import predict
 from bal.loop import fit, pool_inputs
 from bal.prepared import load_prepared
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
-LABEL_STUDIO_OUTS = ("--tasks", "tasks.json", "--interface", "interface.xml", "--picture", "suggestions.png")
+LABEL_STUDIO_OUTS = ("--tasks", "tasks.json", "--interface", "interface.xml", "--picture", "suggestions.png",
+                     "--history", "history.csv")
 
 
 def stage(name, *args, cwd, check=True):
@@ -110,7 +112,8 @@ def test_suggest_label_suggest_again(tmp_path):
         return pd.read_csv(tmp_path / "suggestions.csv"), len(split.pool_y) + len(split.val_y) + len(split.test_y)
 
     first, labelled = round_trip()
-    assert list(first.columns) == ["rank", "item", "score", "predicted_class", "probability"]
+    assert list(first.columns) == ["rank", "item", "score", "predicted_class", "probability", "content"]
+    assert first.content.tolist() == [digest((root / item).read_bytes()) for item in first.item]  # the file it saw
     assert first["rank"].tolist() == [1, 2, 3] and first.item.str.startswith("unlabelled/").all()
     check_ranking(first, tmp_path)
     # each row's prediction is of that row's item: an easy task, so it is the class the file name says
@@ -132,6 +135,8 @@ def test_suggest_label_suggest_again(tmp_path):
         shutil.move(root / item, root / true_class / Path(item).name)
     second, labelled_after = round_trip()
     assert labelled_after == labelled + 3
+    history = pd.read_csv(tmp_path / "history.csv")  # both rounds' items, kept
+    assert history.item.tolist() == first.item.tolist() + second.item.tolist()
     assert len(second) == 3 and all((root / item).is_file() for item in second.item)  # still unlabelled
     check_ranking(second, tmp_path)  # among the items left, under the model trained on the new labels too
 

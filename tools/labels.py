@@ -10,14 +10,13 @@ serve the images, which needs Label Studio started with LABEL_STUDIO_LOCAL_FILES
 and LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT set to this repository. ``pull`` takes the project's JSON
 export and applies it as ``apply`` does: each label moves its image into the class folder, or fills
 in its row's label cell. All or nothing: a label that is not a class, an item bal never suggested (not
-in suggestions/<dataset>.csv) or one labelled otherwise is refused in one sentence and nothing
-changes; labels applied before are left as they are, so applying an export twice changes nothing.
+in suggestions/<dataset>.history.csv, or changed since), or one labelled otherwise is refused in one
+sentence and nothing changes; labels applied before are left as they are, so applying an export twice changes nothing.
 Then ``dvc add data/sources/<dataset>`` and ``dvc repro suggest@<dataset>``.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
@@ -30,24 +29,14 @@ from bal.config import load_params
 from bal.errors import ConfigError, DataError
 from bal.sources import get
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stages"))
+from common import fails_cleanly  # noqa: E402  (the stages' one-sentence errors)
+
 app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
 URL = typer.Option("http://localhost:8080", help="the Label Studio server")
 TOKEN = typer.Option(..., envvar="LABEL_STUDIO_API_KEY", help="your legacy API token (Account & Settings)")
 PARAMS = typer.Option(Path("params.yaml"), "--params")
 SUGGESTIONS = typer.Option(Path("suggestions"), help="the folder suggest writes to")
-
-
-def fails_cleanly(command):
-    """One sentence and exit status 2 for what a user can cause, as the stages do."""
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except (ConfigError, DataError) as err:
-            typer.echo(f"error: {err}", err=True)
-            sys.exit(2)
-
-    return wrapper
 
 
 def own_dataset(dataset: str, params_path: Path):
@@ -65,10 +54,13 @@ def apply_export(dataset: str, export: list, where: str, params_path: Path, sugg
         raise ConfigError(f"own.{dataset}: a {entry.source} dataset is labelled in your own code (move items from "
                           "x_unlabelled to x and y); image_folder and csv datasets take labels here.")
     labels = label_studio.labels_of(export, where)
-    suggested_file = suggestions / f"{dataset}.csv"
-    if not suggested_file.is_file():
-        raise DataError(f"{suggested_file} is missing; run dvc repro suggest@{dataset} first.")
-    suggested = set(pd.read_csv(suggested_file, dtype=str).item)
+    history = suggestions / f"{dataset}.history.csv"
+    try:
+        table = pd.read_csv(history, dtype=str, keep_default_na=False)
+        suggested = table.groupby("item").content.agg(set).to_dict()
+    except (OSError, ValueError, AttributeError, KeyError):
+        raise DataError(f"{history} is missing or not suggest's (columns item and content); run dvc repro "
+                        f"suggest@{dataset} first.") from None
     changed = source.apply_labels(entry.options, f"own.{dataset}", labels, suggested)
     typer.echo(f"{dataset}: {len(changed)} labels applied, {len(labels) - len(changed)} applied before; now "
                f"dvc add {entry.options.path} and dvc repro suggest@{dataset}")
@@ -79,7 +71,7 @@ def apply_export(dataset: str, export: list, where: str, params_path: Path, sugg
 def apply(dataset: str, export: Path, params_path: Path = PARAMS, suggestions: Path = SUGGESTIONS) -> None:
     """Apply a Label Studio JSON export (Export > JSON) to dataset's files."""
     try:
-        data = json.loads(export.read_text())
+        data = json.loads(export.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise DataError(f"{export} is not a readable JSON file ({err}).") from None
     apply_export(dataset, data, str(export), params_path, suggestions)
@@ -104,7 +96,11 @@ def push(dataset: str, url: str = URL, token: str = TOKEN, title: str = typer.Op
     for file in files:
         if not file.is_file():
             raise DataError(f"{file} is missing; run dvc repro suggest@{dataset} first.")
-    tasks, config = json.loads(files[0].read_text()), files[1].read_text()
+    tasks, config = json.loads(files[0].read_text(encoding="utf-8")), files[1].read_text(encoding="utf-8")
+    outside = [t["data"]["item"] for t in tasks if t["data"].get("image", "").startswith("/data/local-files/?d=..")]
+    if outside:
+        raise ConfigError(f"own.{dataset}.path is outside this repository, where Label Studio serves files from "
+                          "(LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT); move it under data/sources.")
     server = label_studio.Server(url, token)
     project = server.create_project(title or f"bal {dataset}", config)
     folder = Path(params.own[dataset]["path"]).expanduser()

@@ -11,12 +11,17 @@ import hashlib
 from collections.abc import Iterable
 
 
+def digest(content: bytes) -> str:
+    """A content's SHA-256, 16 hex digits: what suggest records, to tell later that an item is the one it saw."""
+    return hashlib.sha256(content).hexdigest()[:16]
+
+
 def content_ids(contents: Iterable[bytes]) -> list[str]:
-    """``<digest>#<n>`` for each content: its SHA-256 (16 hex digits) and its count among equal contents."""
+    """``<digest>#<n>`` for each content: its digest and its count among equal contents."""
     seen: dict[str, int] = {}
     ids = []
     for content in contents:
-        digest = hashlib.sha256(content).hexdigest()[:16]
-        seen[digest] = seen.get(digest, 0) + 1
-        ids.append(f"{digest}#{seen[digest]}")
+        d = digest(content)
+        seen[d] = seen.get(d, 0) + 1
+        ids.append(f"{d}#{seen[d]}")
     return ids

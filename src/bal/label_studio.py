@@ -67,26 +67,29 @@ def tasks(rows: list[dict], kind: str, strategy: str) -> list[dict]:
 
 
 def labels_of(export: list, where: str) -> dict[str, str]:
-    """``{item: label}`` of a project's JSON export: each task's label from its annotations that were not
-    cancelled (tasks nobody labelled yet are left out). Refused in one sentence: a task without bal's
-    ``item``, or annotators who disagree."""
+    """``{item: label}`` of a project's JSON export: each item's label from its annotations that were not
+    cancelled, in every task that holds it (tasks nobody labelled yet are left out). Refused in one
+    sentence: what is not an export, a task without bal's ``item``, or annotators who disagree."""
     if not isinstance(export, list):
         raise DataError(f"{where} is not a Label Studio JSON export (a list of tasks).")
-    labels = {}
+    given: dict[str, set[str]] = {}
     for task in export:
-        item = task.get("data", {}).get("item") if isinstance(task, dict) else None
-        if not isinstance(item, str):
+        data = task.get("data") if isinstance(task, dict) else None
+        if not isinstance(data, dict) or not isinstance(data.get("item"), str):
             raise DataError(f"{where}: task {task.get('id') if isinstance(task, dict) else task!r} has no data.item, "
                             "so bal never suggested it (import the tasks file that suggest writes).")
-        given = {choice.strip() for annotation in task.get("annotations", []) if not annotation.get("was_cancelled")
-                 for result in annotation.get("result", []) if result.get("type") == "choices"
-                 for choice in result.get("value", {}).get("choices", [])[:1]}
-        if len(given) > 1:
-            raise DataError(f"{where}: the annotators of {item} disagree ({', '.join(sorted(given))}); settle it in "
+        try:
+            choices = {result["value"]["choices"][0].strip() for annotation in task.get("annotations", [])
+                       if not annotation.get("was_cancelled") for result in annotation.get("result", [])
+                       if result.get("type") == "choices"}
+        except (AttributeError, KeyError, IndexError, TypeError):
+            raise DataError(f"{where}: an annotation of {data['item']} is not a Label Studio choice.") from None
+        given.setdefault(data["item"], set()).update(choices)
+    for item, choices in given.items():
+        if len(choices) > 1:
+            raise DataError(f"{where}: the annotators of {item} disagree ({', '.join(sorted(choices))}); settle it in "
                             "Label Studio first.")
-        if given:
-            labels[item] = given.pop()
-    return labels
+    return {item: choices.pop() for item, choices in given.items() if choices}
 
 
 class Server:

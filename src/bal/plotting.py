@@ -207,8 +207,6 @@ def acquired_classes(counts: pd.DataFrame, title: str) -> plt.Figure:
 def suggestions(table: pd.DataFrame, images_B_C_H_W: np.ndarray | None, title: str) -> plt.Figure:
     """The suggested items, best first, each with its predicted class, that class's probability and its
     acquisition score: a grid of the images, or for a table one bar of score per item."""
-    caption = [f"{r.rank}. {r.predicted_class} ({r.probability:.2f})\nscore {r.score:.3g}\n{str(r.item).split('/')[-1][:18]}"
-               for r in table.itertuples()]
     if images_B_C_H_W is None:
         fig, ax = plt.subplots(figsize=(6, 0.3 * len(table) + 1.2), layout="constrained")
         ax.barh(range(len(table)), table.score, color="#4c72b0")
@@ -217,6 +215,8 @@ def suggestions(table: pd.DataFrame, images_B_C_H_W: np.ndarray | None, title: s
         ax.set_xlabel("acquisition score")
         ax.set_title(title)
         return fig
+    caption = [f"{r.rank}. {r.predicted_class} ({r.probability:.2f})\nscore {r.score:.3g}\n{str(r.item).split('/')[-1][:18]}"
+               for r in table.itertuples()]
     columns = min(len(table), 8)
     rows = -(-len(table) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(1.4 * columns, 1.8 * rows + 0.4), squeeze=False, layout="constrained")

@@ -6,11 +6,12 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from bal.errors import DataError
-from bal.identity import content_ids
+from bal.identity import content_ids, digest
 from bal.io import atomic_write_bytes
 from bal.prepared import Prepared, normalisation
 from bal.sources import FileOptions, check_labels, class_codes, class_order, existing
@@ -25,9 +26,17 @@ class Options(FileOptions):
     id_column: str | None = None  # names each item (in suggestions); None: its line in the file
 
 
-def build(options: Options, key: str, context: dict) -> Prepared:
-    """Numeric feature columns and a label column; rows with an empty label are unlabelled items, named
-    by ``id_column`` or by their line in the file (blank lines counted)."""
+@dataclass(frozen=True)
+class Table:
+    """The file's rows, blank lines left out: each row's line in the file, name, features and label."""
+
+    lines: list[int]
+    ids: list[str]  # as suggest names the rows: the id_column, or "line N"
+    x_N_D: np.ndarray  # float32
+    labels: list[str]  # "" where unlabelled
+
+
+def read_table(options: Options, key: str) -> Table:
     import pandas as pd
 
     path = existing(options.path, key, folder=False)
@@ -67,12 +76,19 @@ def build(options: Options, key: str, context: dict) -> Prepared:
                                 + (f"is empty at {where}" if not item else f"repeats {item!r} ({where})")
                                 + "; each item needs its own id.")
             seen[item] = line
-    x_all = numbers.to_numpy(dtype=np.float32)
+    return Table(frame.index.tolist(), ids, numbers.to_numpy(dtype=np.float32),
+                 frame[options.label_column].fillna("").str.strip().tolist())
+
+
+def build(options: Options, key: str, context: dict) -> Prepared:
+    """Numeric feature columns and a label column; rows with an empty label are unlabelled items, named
+    by ``id_column`` or by their line in the file (blank lines counted)."""
+    table = read_table(options, key)
+    x_all = table.x_N_D
     # without an id column a row is its features, so that labelling it keeps it the same item
-    identities = ids if options.id_column is not None else content_ids(row.tobytes() for row in x_all)
-    labels = frame[options.label_column].fillna("").str.strip()
-    labelled = (labels != "").to_numpy()
-    y, class_names = class_codes(labels[labelled].tolist(), key)
+    identities = table.ids if options.id_column is not None else content_ids(row.tobytes() for row in x_all)
+    labelled = np.array([label != "" for label in table.labels])
+    y, class_names = class_codes([label for label in table.labels if label], key)
     x = x_all[labelled]
     check_labels(key, y, y, class_names, "the labelled rows")
     record = context["record"]
@@ -83,50 +99,73 @@ def build(options: Options, key: str, context: dict) -> Prepared:
     items = []
     if not labelled.all():
         arrays["unlabelled_x"] = x_all[~labelled]
-        items = [item for item, known in zip(ids, labelled) if not known]
+        items = [item for item, known in zip(table.ids, labelled) if not known]
     return Prepared(arrays, "table", class_names, normalisation(arrays["pool_x"]), unlabelled_items=items)
 
 
-def apply_labels(options: Options, key: str, labels: dict[str, str], suggested: set[str]) -> list[str]:
+def _cell_spans(line: str) -> list[tuple[int, int]]:
+    """Where each comma-separated cell of one CSV line starts and ends (quotes respected, line ending excluded)."""
+    end = len(line.rstrip("\r\n"))
+    spans, start, quoted = [], 0, False
+    for i, char in enumerate(line[:end]):
+        if char == '"':
+            quoted = not quoted
+        elif char == "," and not quoted:
+            spans.append((start, i))
+            start = i + 1
+    return spans + [(start, end)]
+
+
+def apply_labels(options: Options, key: str, labels: dict[str, str], suggested: dict[str, set[str]]) -> list[str]:
     """Fill in the label cells of unlabelled rows, each named as suggest names it (its ``id_column``, or
-    ``line N``); the items labelled. The file is rewritten in one rename, every other line byte for byte.
+    ``line N``); the items labelled. ``suggested``: each item bal ever suggested, with the digests
+    (bal.identity) of the contents it had then. Only the label cells change, in one rename of the file.
     A row already holding its label stays (so applying twice changes nothing); a label the file holds
-    nowhere, an item not in ``suggested`` or not a row, or a row labelled otherwise is refused, and nothing
-    changes."""
-    path = existing(options.path, key, folder=False)
-    lines = path.read_bytes().decode("utf-8").splitlines(keepends=True)  # line endings as they are
-    header = next(csv.reader(lines[:1]), [])
-    if options.label_column not in header or (options.id_column is not None and options.id_column not in header):
-        raise DataError(f"{path} has no column {options.label_column!r} ({key}.label_column) or its id_column.")
+    nowhere, an item bal never suggested, a row whose features changed since, or a row labelled otherwise
+    is refused, and nothing changes."""
+    table = read_table(options, key)
+    path = Path(options.path).expanduser()
+    at = {item: i for i, item in enumerate(table.ids)}
+    classes = set(table.labels) - {""}
+    text = path.read_bytes().decode("utf-8")
+    lines = io.StringIO(text, newline="").readlines()  # split as pandas splits, line endings kept
+    header = next(csv.reader([lines[0].removeprefix("\ufeff")]))
     label_at = header.index(options.label_column)
-    rows = {number: next(csv.reader([line])) for number, line in enumerate(lines[1:], start=2) if line.strip()}
-    cell = lambda fields, at: fields[at].strip() if at < len(fields) else ""  # noqa: E731
-    named = {cell(fields, header.index(options.id_column)) if options.id_column else f"line {number}": number
-             for number, fields in rows.items()}
-    classes = {cell(fields, label_at) for fields in rows.values()} - {""}
     changed = []
     for item, label in sorted(labels.items()):
         if label not in classes:
             raise DataError(f"{key}: {item} is labelled {label!r}, which no row of {path} holds "
                             f"({', '.join(class_order(classes))}); nothing was applied.")
-        if item not in named:
-            raise DataError(f"{key}: {item!r} is no row of {path}, so bal never suggested it; nothing was applied.")
-        number = named[item]
-        fields, current = rows[number], cell(rows[number], label_at)
+        if item not in suggested:
+            raise DataError(f"{key}: bal never suggested {item} (it is in no round of the suggestions' history); "
+                            "nothing was applied.")
+        i = at.get(item)
+        if i is None or digest(table.x_N_D[i].tobytes()) not in suggested[item]:
+            raise DataError(f"{key}: {item} of {path} is " + ("not there any more" if i is None else
+                            "another row than bal suggested (its features differ)") + "; nothing was applied.")
+        current = table.labels[i]
         if current == label:
             continue
-        if item not in suggested:
-            raise DataError(f"{key}: bal never suggested {item} (it is not among the suggestions); nothing was applied.")
         if current:
             raise DataError(f"{key}: {item} is labelled {current!r} already, and bal never changes a label; "
                             "nothing was applied.")
-        fields += [""] * (label_at + 1 - len(fields))
-        fields[label_at] = label
-        out = io.StringIO()
-        csv.writer(out, lineterminator="").writerow(fields)
-        line = lines[number - 1]
-        lines[number - 1] = out.getvalue() + line[len(line.rstrip("\r\n")):]
+        line = lines[table.lines[i] - 1]
+        spans = _cell_spans(line)
+        if label_at < len(spans):
+            (start, end), cell = spans[label_at], _quoted(label)
+        else:  # a short row: its missing cells, then the label
+            start = end = spans[-1][1]
+            cell = "," * (label_at + 1 - len(spans)) + _quoted(label)
+        lines[table.lines[i] - 1] = line[:start] + cell + line[end:]
         changed.append(item)
     if changed:
+        mode = path.stat().st_mode
         atomic_write_bytes(path, "".join(lines).encode("utf-8"))
+        path.chmod(mode)  # the user's own permissions, not the 0644 of a new file
     return changed
+
+
+def _quoted(value: str) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow([value])
+    return out.getvalue()

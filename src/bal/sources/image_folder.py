@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from bal.errors import DataError, require
-from bal.identity import content_ids
+from bal.identity import content_ids, digest
 from bal.prepared import Prepared, normalisation
 from bal.sources import FileOptions, check_labels, class_order, existing
 from bal.splits import split_by_identity
@@ -79,46 +79,52 @@ def _class_names(root: Path, options: Options, key: str) -> list[str]:
     return names
 
 
-def apply_labels(options: Options, key: str, labels: dict[str, str], suggested: set[str]) -> list[str]:
+def apply_labels(options: Options, key: str, labels: dict[str, str], suggested: dict[str, set[str]]) -> list[str]:
     """Label unlabelled items (``unlabelled/<file>``) by moving each into the folder of its class, at the
-    same path under it; the items moved. All or nothing: every label is checked before any file moves. An
-    item already in the folder of its label was labelled before, and stays (so applying twice changes
-    nothing); a label that is not a class, an item not in ``suggested``, not there, or labelled otherwise
-    is refused."""
+    same path under it; the items moved. ``suggested``: each item bal ever suggested, with the digests
+    (bal.identity) of the file it saw. All or nothing: every label is checked before any file moves, and
+    the moves made are undone if one fails. An item already in the folder of its label was labelled before,
+    and stays (so applying twice changes nothing); a label that is not a class, an item bal never suggested,
+    a file changed since, not there, or labelled otherwise is refused."""
     root = existing(options.path, key, folder=True)
     class_names = _class_names(root, options, key)
     moves = []
     for item, label in sorted(labels.items()):
         under = Path(item).relative_to("unlabelled") if Path(item).parts[:1] == ("unlabelled",) else None
-        if under is None:
-            raise DataError(f"{key}: {item!r} is not an item of {root / 'unlabelled'}, so bal never suggested it; "
+        if under is None or item not in suggested:
+            raise DataError(f"{key}: bal never suggested {item} (it is in no round of the suggestions' history); "
                             "nothing was applied.")
         if label not in class_names:
             raise DataError(f"{key}: {item} is labelled {label!r}, which is not a class folder of {root} "
                             f"({', '.join(class_names)}); nothing was applied.")
         source, target = root / item, root / label / under
-        if not source.is_file() and target.is_file():
+        if not source.is_file() and target.is_file() and digest(target.read_bytes()) in suggested[item]:
             continue  # labelled so before
-        if item not in suggested:
-            raise DataError(f"{key}: bal never suggested {item} (it is not among the suggestions); nothing was applied.")
         if not source.is_file():
             elsewhere = [name for name in class_names if (root / name / under).is_file()]
             raise DataError(f"{key}: {item} is " + (f"labelled {elsewhere[0]!r} already ({root / elsewhere[0] / under}), "
                             "and bal never moves a label" if elsewhere else "not there any more")
                             + "; nothing was applied.")
+        if digest(source.read_bytes()) not in suggested[item]:
+            raise DataError(f"{key}: {source} is another image than bal suggested (its bytes differ); nothing was applied.")
         if target.exists():
             raise DataError(f"{key}: {target} exists already, so {item} cannot move there; nothing was applied.")
         moves.append((source, target))
-    done = []
+    done, made = [], []
     try:
         for source, target in moves:
+            made += reversed([p for p in (target.parent, *target.parent.parents) if not p.exists()])
             target.parent.mkdir(parents=True, exist_ok=True)
             source.rename(target)
             done.append((source, target))
-    except OSError as err:
-        for source, target in reversed(done):
-            target.rename(source)
-        raise DataError(f"{key}: moving {source} failed ({err}); every move was undone.") from None
+    except BaseException as err:
+        for moved_from, moved_to in reversed(done):
+            moved_to.rename(moved_from)
+        for folder in reversed(made):  # the folders this made, deepest first
+            folder.rmdir()
+        if isinstance(err, OSError):
+            raise DataError(f"{key}: moving {source} to {target} failed ({err}); every move was undone.") from None
+        raise
     return [str(source.relative_to(root)) for source, _ in moves]
 
 
@@ -152,7 +158,10 @@ def build(options: Options, key: str, context: dict) -> Prepared:
         test = (read_images(test_files, options.channels, options.size, key, x.shape[-2:]), np.array(test_labels))
     check_labels(key, y, test[1] if test else y, class_names, "the labelled images")
     record = context["record"]
-    arrays, assigned = split_by_identity(x, y, content_ids(p.read_bytes() for p in files), record or None, key,
+    # equal images are told apart by their path below the class folder, which a label correction keeps
+    order = sorted(range(len(files)), key=lambda i: (files[i].relative_to(root / class_names[labels[i]]), i))
+    ids = dict(zip(order, content_ids(files[i].read_bytes() for i in order)))
+    arrays, assigned = split_by_identity(x, y, [ids[i] for i in range(len(files))], record or None, key,
                                          options.n_validation, options.n_dev, options.seed, test, options.n_test)
     record.update(assigned)
     items = []

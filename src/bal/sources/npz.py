@@ -40,8 +40,8 @@ def build(options: Options, key: str, context: dict) -> Prepared:
         if x.ndim == 4 and x.shape[3] in (1, 3) and x.shape[1] not in (1, 3):  # channels last, as PIL and Keras
             x = x.transpose(0, 3, 1, 2)
         if x.ndim == 4 and x.shape[1] not in (1, 3):
-            raise DataError(f"{path}: {name} images have {x.shape[1]} channels first or {x.shape[3]} last, of shape "
-                            f"{x.shape}; images need 1 (grey) or 3 (RGB) channels (drop an alpha channel).")
+            raise DataError(f"{path}: {name} images of shape {x.shape} have neither 1 nor 3 channels on the first or the "
+                            "last axis; images need 1 (grey) or 3 (RGB) channels (drop an alpha channel).")
         return x[:, None] if x.ndim == 3 else (x if x.dtype == np.uint8 else x.astype(np.float32))
 
     x = inputs(arrays["x"], "x")
