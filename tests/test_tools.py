@@ -17,11 +17,12 @@ def tool(name: str):
     """A script of tools/ as a module."""
     spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # a dataclass looks its module up there
     spec.loader.exec_module(module)
     return module
 
 
-results_tables, preflight, grid_queue = tool("results_tables"), tool("preflight"), tool("grid_queue")
+results_tables, preflight, grid = tool("results_tables"), tool("preflight"), tool("grid")
 
 
 def entry(auc: float, vs_random: float | None = None) -> dict:
@@ -74,14 +75,15 @@ def test_preflight_names_an_entry_that_dvc_yaml_cannot_be_parsed_with(tmp_path, 
     assert result.returncode == 2 and result.stderr == f"error: {message}\n"
 
 
-def test_grid_queue_orders_stale_stages_by_pattern_then_by_dvc_yaml_each_once():
+def test_the_grid_orders_stale_stages_by_pattern_then_by_dvc_yaml_each_once():
     stages = ["learn@mnist-bald-0", "learn@mnist-bald-1", "learn@mnist-random-0", "survey@fashion_mnist-bald-0",
               "survey@fashion_mnist-bald-1", "aggregate"]
     stale = set(stages) - {"learn@mnist-bald-0"}
     patterns = ["survey@*-1", "*-[01]", "learn@mnist-bald-*"]
-    assert grid_queue.ordered(stages, stale, patterns) == [
+    assert grid.ordered(stages, stale, patterns) == [
         "survey@fashion_mnist-bald-1", "learn@mnist-bald-1", "learn@mnist-random-0", "survey@fashion_mnist-bald-0",
     ]
+    assert grid.ordered(stages, stale, []) == [s for s in stages if s in stale and s != "aggregate"]  # not aggregate
 
 
 def test_every_committed_ablation_has_its_params_file_commit_and_command():

@@ -1,0 +1,182 @@
+"""The grid on real Dask engines (tools/grid.py): a LocalCluster, an external scheduler with two workers
+started here, and Slurm where this machine runs one; a failing stage, a resumed grid, and a dep edited
+while its stage runs."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from test_pipeline import fresh_copy, prepare_only, sh
+
+ROOT = Path(__file__).resolve().parents[1]
+GRID = [f"learn@twomoons-{s}-{seed}" for s in ("random", "bald") for seed in (0, 1)]
+
+
+def tiny_grid(tmp_path_factory, budget=14, steps=50, **options):
+    """A copy of the project whose grid is TwoMoons x {random, bald} x seeds {0, 1}, 5 rounds each, prepared."""
+    repo = fresh_copy(tmp_path_factory)
+    prepare_only(repo, ["twomoons"])
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["run"] = {"datasets": ["twomoons"], "strategies": ["random", "bald"], "seeds": [0, 1]}
+    params["survey"]["datasets"], params["study"]["datasets"] = [], []
+    params["learn"]["twomoons"].update(budget=budget, train={**params["learn"]["twomoons"]["train"], "steps": steps})
+    params["options"].update(options)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh("git", "commit", "-qam", "tiny grid", cwd=repo)
+    sh("dvc", "repro", "prepare@twomoons", cwd=repo)
+    return repo
+
+
+def grid(repo, *args, check=True):
+    result = subprocess.run([sys.executable, str(repo / "tools" / "grid.py"), *args], cwd=repo, capture_output=True,
+                            text=True, env={**os.environ, "DVC_NO_ANALYTICS": "1", "JOBS": "2",
+                                            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"})
+    assert (result.returncode == 0) == check, result.stdout + result.stderr
+    return result
+
+
+def curves(repo):
+    return {stage: (repo / "data" / "runs" / "twomoons" / stage.split("-")[1] / stage.split("-")[2] / "curve.csv").read_bytes()
+            for stage in GRID}
+
+
+def without_timing(data: bytes) -> pd.DataFrame:
+    frame = pd.read_csv(pd.io.common.BytesIO(data))
+    return frame.drop(columns=[c for c in frame.columns if c.endswith("_seconds")])  # timing aside
+
+
+@pytest.fixture(scope="module")
+def sequential(tmp_path_factory):
+    """The same four stages by plain `dvc repro`, one after another: what every engine must reproduce."""
+    repo = tiny_grid(tmp_path_factory)
+    sh("dvc", "repro", *GRID, cwd=repo)
+    return curves(repo)
+
+
+def check_recorded_like_dvc_repro(repo, sequential):
+    assert not set(json.loads(sh("dvc", "status", "--json", cwd=repo).stdout)) & set(GRID)  # recorded, up to date
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    assert set(GRID) <= set(lock)
+    for stage, data in curves(repo).items():
+        pd.testing.assert_frame_equal(without_timing(data), without_timing(sequential[stage]))
+
+
+def test_a_local_cluster_runs_the_grid_as_dvc_repro_would(tmp_path_factory, sequential):
+    repo = tiny_grid(tmp_path_factory)
+    out = grid(repo, "learn@twomoons-*", "--commit").stdout
+    assert "4 stages on tcp://127.0.0.1:" in out and "dashboard http://127.0.0.1:" in out
+    assert sorted(line.split()[1] for line in out.splitlines() if line.startswith("done ")) == sorted(GRID)
+    check_recorded_like_dvc_repro(repo, sequential)
+    log = sh("git", "log", "--format=%s", cwd=repo).stdout.splitlines()
+    assert sorted(line.split()[0] for line in log if " finished: " in line) == sorted(GRID)
+    assert sh("git", "status", "--porcelain", "dvc.lock", "data/runs", cwd=repo).stdout == ""  # each committed
+    assert "every stage matched is up to date" in grid(repo).stdout  # and a rerun skips them all
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_external_scheduler_with_two_workers(tmp_path_factory, sequential):
+    repo = tiny_grid(tmp_path_factory)
+    port, bin_dir = free_port(), Path(sys.executable).parent
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+    processes = [subprocess.Popen([str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                   "--no-dashboard"], cwd=tmp_path_factory.getbasetemp(), env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        time.sleep(3)
+        processes += [subprocess.Popen([str(bin_dir / "dask"), "worker", address, "--nthreads", "1", "--nworkers", "1",
+                                        "--no-dashboard"], cwd=tmp_path_factory.getbasetemp(), env=env,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                      for _ in range(2)]
+        out = grid(repo, "--scheduler", address).stdout
+        assert f"4 stages on {address}" in out
+        check_recorded_like_dvc_repro(repo, sequential)
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=60)
+
+
+def test_a_failing_stage_is_named_and_the_others_finish(tmp_path_factory):
+    """options.bald.nope is no option of BALD: the bald stages fail, each named with its exit status and
+    its log's last lines, the random ones finish and are recorded; the command exits 1, listing the failures."""
+    repo = tiny_grid(tmp_path_factory, bald={"nope": 1})
+    result = grid(repo, check=False)
+    assert result.returncode == 1
+    assert "2 of 4 stages failed: learn@twomoons-bald-0, learn@twomoons-bald-1" in result.stderr or \
+        "2 of 4 stages failed: learn@twomoons-bald-1, learn@twomoons-bald-0" in result.stderr
+    assert "FAILED learn@twomoons-bald-0 (exit 2):" in result.stdout and "options.bald.nope" in result.stdout
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    assert {"learn@twomoons-random-0", "learn@twomoons-random-1"} <= set(lock) and not {s for s in lock if "bald" in s}
+
+
+def test_an_interrupted_grid_resumes_without_rerunning_finished_stages(tmp_path_factory):
+    repo = tiny_grid(tmp_path_factory)
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "JOBS": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    process = subprocess.Popen([sys.executable, "tools/grid.py"], cwd=repo, env=env, stdout=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    first = process.stdout.readline()  # "4 stages on ..."
+    assert "4 stages" in first
+    done = process.stdout.readline()
+    assert done.startswith("done ")
+    os.killpg(process.pid, signal.SIGINT)
+    process.wait(timeout=120)
+    finished = done.split()[1]
+    curve = repo / "data" / "runs" / "twomoons" / finished.split("-")[1] / finished.split("-")[2] / "curve.csv"
+    stamp = curve.stat().st_mtime_ns
+    out = grid(repo).stdout
+    assert finished not in out and f"{out.split()[0]} stages on" in out and int(out.split()[0]) <= 3
+    assert curve.stat().st_mtime_ns == stamp
+    assert not set(json.loads(sh("dvc", "status", "--json", cwd=repo).stdout)) & set(GRID)
+
+
+def test_a_dep_edited_while_its_stage_runs_is_recorded_as_the_version_that_ran(tmp_path_factory):
+    """(`dvc repro` would record the edited file: it hashes the deps after the command.)"""
+    repo = tiny_grid(tmp_path_factory, budget=40, steps=300)  # 19 rounds: time to edit mid-run
+    strategy = repo / "src" / "bal" / "strategies" / "bald.py"
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "JOBS": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    process = subprocess.Popen([sys.executable, "tools/grid.py", "learn@twomoons-bald-0"], cwd=repo, env=env,
+                               stdout=subprocess.PIPE, text=True)
+    checkpoint = repo / "data" / "checkpoints" / "twomoons-bald-0.json"
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)  # the stage is running: its first round is checkpointed
+    original = sh("md5sum", str(strategy), cwd=repo).stdout.split()[0]
+    strategy.write_text(strategy.read_text() + "# edited while the stage ran\n")
+    assert process.poll() is None and checkpoint.exists()  # edited mid-run, not after
+    assert process.wait(timeout=300) == 0
+    deps = {d["path"]: d["md5"] for d in yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["learn@twomoons-bald-0"]["deps"]}
+    assert deps["src/bal/strategies/bald.py"] == original
+    assert "learn@twomoons-bald-0" in json.loads(sh("dvc", "status", "--json", cwd=repo).stdout)  # so it runs again
+
+
+def slurm_available() -> str | None:
+    """Why this machine cannot run the Slurm test, or None."""
+    if not shutil.which("sbatch") or not os.environ.get("SLURM_CONF"):
+        return "no Slurm here: .ci/slurm starts a single-node cluster and exports SLURM_CONF"
+    if subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True).stdout.strip() not in ("idle", "mix", "alloc"):
+        return "Slurm's node is not up (sinfo)"
+    return None
+
+
+@pytest.mark.skipif(slurm_available() is not None, reason=str(slurm_available()))
+def test_slurm_runs_the_grid_in_its_jobs(tmp_path_factory, sequential):
+    repo = tiny_grid(tmp_path_factory)
+    out = grid(repo, "--slurm", "--interface", "lo", "--memory", "1GB", "--walltime", "00:20:00", "--max-jobs", "2").stdout
+    assert "4 stages on tcp://" in out
+    check_recorded_like_dvc_repro(repo, sequential)
