@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import logging
 import os
 import statistics
 import subprocess
@@ -79,6 +80,7 @@ def run_stage(root: str, name: str) -> Finished:
     from distributed import get_worker
     from dvc.repo import Repo
 
+    logging.getLogger("dvc").setLevel(logging.WARNING)  # its "Updating lock file" belongs to no one's log here
     started, start, command_s, outs = time.time(), time.monotonic(), 0.0, []
     log = Path(root) / ".dvc" / "tmp" / "grid" / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -111,8 +113,14 @@ def commit(finished: Finished, root: Path) -> None:
     message = (f"{finished.stage} finished: {int(finished.wall_s // 60)}m{int(finished.wall_s % 60)}s wall, "
                f"{os.cpu_count()} cores, {finished.cpu} CPU (tools/grid.py)")
     paths = ["dvc.lock", *finished.outs]
-    subprocess.run(["git", "add", "--", *paths], cwd=root, check=True)
-    subprocess.run(["git", "commit", "-q", "-m", message, "--", *paths], cwd=root, check=True)
+    for attempt in range(30):  # another git command may hold the index for a moment
+        added = subprocess.run(["git", "add", "--", *paths], cwd=root, capture_output=True, text=True)
+        done = added.returncode == 0 and subprocess.run(["git", "commit", "-q", "-m", message, "--", *paths], cwd=root,
+                                                        capture_output=True, text=True).returncode == 0
+        if done:
+            return
+        time.sleep(1)
+    typer.echo(f"warning: git could not commit {finished.stage}; it is recorded in dvc.lock, commit it yourself", err=True)
 
 
 def cluster(jobs: int, scheduler: str | None, slurm: bool, partition: str | None, walltime: str, memory: str,
