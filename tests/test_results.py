@@ -51,14 +51,31 @@ def test_quantile_interpolates_and_never_reached_wins():
     assert quantile([10, 20, float("inf")], 0.5) == 20
 
 
-def test_paired_difference_by_seed_with_bootstrap_interval():
+def test_paired_difference_gives_the_t_interval_with_n_minus_one_degrees_of_freedom():
     d = paired_difference({0: 1.0, 1: 3.0, 2: 5.0, 3: 9.0}, {0: 0.0, 1: 1.0, 2: 2.0, 4: 7.0})  # seed 3, 4 unpaired
-    assert d["seeds"] == [0, 1, 2] and d["by_seed"] == [1.0, 2.0, 3.0]
-    assert d["mean"] == pytest.approx(2.0)
-    low, high = d["ci95"]
-    assert 1.0 <= low < 2.0 < high <= 3.0  # resampled means of {1, 2, 3} lie between their extremes
-    assert paired_difference({0: 2.0}, {0: 2.0})["ci95"] == [0.0, 0.0]
-    assert paired_difference({0: float("inf")}, {0: 30.0}) is None  # never reached: no pair
+    assert d["seeds"] == [0, 1, 2] and d["by_seed"] == [1.0, 2.0, 3.0] and d["n"] == 3
+    # mean 2, sample sd 1, t(0.975, 2 df) = 4.302653 (tables): 2 -+ 4.302653 / sqrt(3)
+    assert d["mean"] == pytest.approx(2.0) and d["ci95"] == pytest.approx([2 - 2.484138, 2 + 2.484138], abs=1e-6)
+    five = paired_difference(dict(enumerate([3.0, 1.0, 4.0, 1.0, 5.0])), dict.fromkeys(range(5), 0.0))
+    # mean 2.8, sample sd 1.788854 (standard error 0.8), t(0.975, 4 df) = 2.776445: half-width 2.221156
+    assert five["ci95"] == pytest.approx([2.8 - 2.221156, 2.8 + 2.221156], abs=1e-6)
+
+
+def test_below_three_seeds_there_is_no_interval_only_each_seeds_difference():
+    d = paired_difference({0: 5.0, 1: 9.0}, {0: 2.0, 1: 2.0})
+    assert d["ci95"] is None and d["by_seed"] == [3.0, 7.0] and d["n"] == 2
+
+
+def test_a_seed_that_never_reaches_a_threshold_counts_as_the_budget_and_is_never_dropped():
+    inf = float("inf")
+    d = paired_difference({0: inf, 1: 300.0, 2: 500.0}, {0: 400.0, 1: 200.0, 2: 300.0}, budget=1000)
+    assert d["seeds"] == [0, 1, 2] and d["by_seed"] == [600.0, 100.0, 200.0] and d["censored"] == [0]
+    assert d["bound"] == "lower"  # the strategy would have needed at least the budget: at least 600 more
+    assert paired_difference({0: 300.0}, {0: inf}, budget=1000)["bound"] == "upper"
+    assert paired_difference({0: inf, 1: 1.0}, {0: 3.0, 1: inf}, budget=10)["bound"] == "none"
+    assert paired_difference({0: 3.0}, {0: 2.0})["bound"] is None
+    with pytest.raises(ValueError):
+        paired_difference({0: inf}, {0: 1.0})  # an AUC is never censored: without a budget, inf is an error
 
 
 def test_paired_comparisons_against_random_and_bald():
@@ -69,10 +86,11 @@ def test_paired_comparisons_against_random_and_bald():
     assert set(c["random"]) == {"vs_bald"} and set(c["bald"]) == {"vs_random"}
     assert set(c["margin"]) == {"vs_random", "vs_bald"}
     assert c["bald"]["vs_random"]["auc"]["by_seed"] == pytest.approx([0.18, 0.175])
-    assert c["bald"]["vs_random"]["labels_to_95"] is None  # random never reaches 95%
+    to_95 = c["bald"]["vs_random"]["labels_to_95"]  # random never reaches 95%: counted as the budget, an upper bound
+    assert to_95["censored"] == [0, 1] and to_95["bound"] == "upper" and to_95["ci95"] is None  # 2 seeds: no interval
     assert c["margin"]["vs_bald"]["auc"]["seeds"] == [0]
     assert c["margin"]["vs_bald"]["labels_to_80"]["by_seed"] == [0.0]  # every threshold: both reach 80% at once
-    assert c["margin"]["vs_bald"]["labels_to_85"] is None  # margin never reaches 85%
+    assert c["margin"]["vs_bald"]["labels_to_85"]["bound"] == "lower"  # margin never reaches 85%
 
 
 def test_ceiling_picks_per_round():

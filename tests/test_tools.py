@@ -27,8 +27,15 @@ results_tables, preflight, grid = tool("results_tables"), tool("preflight"), too
 
 def entry(auc: float, vs_random: float | None = None) -> dict:
     d = None if vs_random is None else {"auc": {"mean": vs_random, "ci95": [vs_random - 0.01, vs_random + 0.01],
-                                                "seeds": [0, 1]}}
+                                                "seeds": [0, 1, 2], "n": 3, "bound": None}}
     return {"auc": auc, "vs_random": d}
+
+
+def test_a_difference_names_its_n_and_gives_no_interval_below_three_seeds():
+    censored = {"mean": 250.0, "ci95": None, "by_seed": [200.0, 300.0], "n": 2, "bound": "lower"}
+    assert results_tables._difference(censored, 1, "") == "≥ +250 (seeds: +200, +300), n = 2"
+    three = {"mean": 0.02, "ci95": [0.01, 0.03], "by_seed": [0.01, 0.02, 0.03], "n": 3, "bound": None}
+    assert results_tables._difference(three, 100, " pp") == "+2.0 pp [+1.0, +3.0], n = 3"
 
 
 def test_ranks_over_the_strategies_every_dataset_ran_with_spearman_against_the_first():
@@ -38,8 +45,8 @@ def test_ranks_over_the_strategies_every_dataset_ran_with_spearman_against_the_f
     }
     rows = results_tables.ranks(summary).splitlines()
     assert rows[2:5] == [
-        "| `x` | 1 (+20.0 pp [+19.0, +21.0]) | 2 (+10.0 pp [+9.0, +11.0]) |",
-        "| `y` | 2 (+10.0 pp [+9.0, +11.0]) | 1 (+25.0 pp [+24.0, +26.0]) |",
+        "| `x` | 1 (+20.0 pp [+19.0, +21.0], n = 3) | 2 (+10.0 pp [+9.0, +11.0], n = 3) |",
+        "| `y` | 2 (+10.0 pp [+9.0, +11.0], n = 3) | 1 (+25.0 pp [+24.0, +26.0], n = 3) |",
         "| `random` | 3 | 3 |",
     ]
     # ranks a: x 1, y 2, random 3; b: y 1, x 2, random 3 (w is not in b, z not in a): rho = 1 - 6 * 2 / (3 * 8)

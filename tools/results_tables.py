@@ -5,8 +5,10 @@ numbers beside them.
 
 Labels to an accuracy are "median (interquartile range over seeds)"; "—" where the median seed never
 reached it within the budget, and ">N" for a quartile that never did. Accuracy is mean ± standard
-deviation over seeds. Paired differences are means over seeds with a bootstrap 95% interval. A
-published "—": no such number (the BatchBALD paper's BALD b=10 had not reached 95% at 260 labels).
+deviation (sample, n − 1) over seeds. Paired differences are means over the n seeds both ran, with a
+95% t-interval (n − 1 degrees of freedom) where n ≥ 3, else each seed's difference; a seed that never
+reached a threshold counts as the budget (a lower bound), and a difference holding one is marked ≥ or ≤
+(a bound, not an estimate), or "censored" where both sides were. A published "—": no such number (the BatchBALD paper's BALD b=10 had not reached 95% at 260 labels).
 """
 
 from __future__ import annotations
@@ -85,9 +87,11 @@ def _difference(d: dict | None, scale: float, unit: str) -> str:
     if d is None:
         return "—"
     places = 1 if unit else 0
-    mean, low, high = (f"{round(scale * x, places) + 0.0:+.{places}f}" for x in (d["mean"], *d["ci95"]))  # no "-0"
-    text = f"{mean}{unit} [{low}, {high}]"
-    return text if unit else f"{text} ({seeds(d)})"
+    number = lambda x: f"{round(scale * x, places) + 0.0:+.{places}f}"  # noqa: E731  (no "-0")
+    spread = f"[{number(d['ci95'][0])}, {number(d['ci95'][1])}]" if d["ci95"] else \
+        f"(seeds: {', '.join(number(x) for x in d['by_seed'])})"
+    bound = {None: "", "lower": "≥ ", "upper": "≤ ", "none": "censored: "}[d["bound"]]  # bal.results.paired_difference
+    return f"{bound}{number(d['mean'])}{unit} {spread}, n = {d['n']}"
 
 
 def comparisons(summary: dict) -> str:
@@ -164,13 +168,14 @@ def main() -> None:
                 entry = params.prepare.entries.get(dataset)
                 print(f"\n## {dataset}\n\n" + replication(content, dataset, getattr(entry.options, "rare_classes", None)
                                                            if entry else None))
-                print(f"\n**{dataset}: paired differences** (mean over seeds [bootstrap 95% interval])\n")
+                print(f"\n**{dataset}: paired differences** (mean over the n seeds both ran [95% t-interval, n − 1 df]; "
+                      "below 3 seeds each seed's difference)\n")
                 print(comparisons(content))
             else:
                 print(f"\n## {dataset}: the acquisition-size study\n\n" + study(content, dataset))
         if path.endswith("summary.json") and len(data) > 1:
             print("\n## Ranks across datasets\n\nBy AUC, among the strategies that every dataset ran; in "
-                  "brackets the paired AUC difference against random (mean over seeds [bootstrap 95% interval]).\n")
+                  "brackets the paired AUC difference against random (mean over seeds [95% t-interval, n − 1 df]).\n")
             print(ranks(data))
 
 

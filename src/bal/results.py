@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.stats
 
 from bal.errors import DataError
 
 THRESHOLDS = (0.80, 0.85, 0.90, 0.95, 0.97)  # 80% and 85% for harder data (Fashion-MNIST)
 BASELINES = ("random", "bald")  # every strategy is compared with these, seed by seed
-BOOTSTRAP_RESAMPLES = 10_000
 STAGES = {"run": "learn", "survey": "survey", "simulate": "simulate"}  # the stages of each grid of params.yaml, by its key
 
 # Published MNIST numbers. Gal, Islam & Ghahramani 2017, Table 1: labels to 10% and 5% test error,
@@ -114,16 +114,31 @@ def summarise(curves: dict[int, pd.DataFrame], column: str = "test_accuracy") ->
     return summary
 
 
-def paired_difference(a: dict[int, float], b: dict[int, float], resamples: int = BOOTSTRAP_RESAMPLES) -> dict | None:
-    """The mean over seeds of ``a[seed] - b[seed]``, with a percentile bootstrap 95% interval over
-    seeds. Seeds that either side lacks, or never reached (inf), are left out and not listed."""
-    seeds = sorted(s for s in a.keys() & b.keys() if math.isfinite(a[s]) and math.isfinite(b[s]))
+def paired_difference(a: dict[int, float], b: dict[int, float], budget: float | None = None) -> dict | None:
+    """The mean over the seeds both sides ran of ``a[seed] - b[seed]``, each seed's difference, and with n >= 3
+    seeds a 95% t-interval (n - 1 degrees of freedom, sample standard deviation); with fewer, no interval.
+
+    Censoring: a seed that never reached a threshold (inf) counts as ``budget``, a lower bound on the labels it
+    would need; it is never dropped. Its seeds are listed under ``censored``, and the difference is then a
+    ``bound``: "lower" where only ``a`` was censored, "upper" where only ``b`` was, "none" where both were
+    (no bound holds). Without a budget (areas under the curve, never censored) an inf is an error.
+    """
+    seeds = sorted(a.keys() & b.keys())
     if not seeds:
         return None
-    d = np.array([a[s] - b[s] for s in seeds], dtype=float)
-    means = d[np.random.default_rng(0).integers(0, len(d), (resamples, len(d)))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return {"mean": float(d.mean()), "ci95": [float(low), float(high)], "seeds": seeds, "by_seed": d.tolist()}
+    censored = [s for s in seeds if math.isinf(a[s]) or math.isinf(b[s])]
+    if censored and budget is None:
+        raise ValueError("a never-reached value needs the budget it is censored at")
+    value = lambda x: budget if math.isinf(x) else x  # noqa: E731
+    d = np.array([value(a[s]) - value(b[s]) for s in seeds], dtype=float)
+    sides = {("a" if math.isinf(a[s]) else "") + ("b" if math.isinf(b[s]) else "") for s in censored}
+    bound = None if not sides else "lower" if sides == {"a"} else "upper" if sides == {"b"} else "none"
+    out = {"mean": float(d.mean()), "n": len(d), "seeds": seeds, "by_seed": d.tolist(), "censored": censored,
+           "bound": bound, "ci95": None}
+    if len(d) >= 3:
+        half = float(scipy.stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)))
+        out["ci95"] = [out["mean"] - half, out["mean"] + half]
+    return out
 
 
 def paired_comparisons(curves: dict[str, dict[int, pd.DataFrame]], column: str = "test_accuracy") -> dict:
@@ -136,8 +151,10 @@ def paired_comparisons(curves: dict[str, dict[int, pd.DataFrame]], column: str =
                       for t in THRESHOLDS}}
         for strategy, by_seed in curves.items()
     }
+    budget = max(float(c.n_labelled.iloc[-1]) for by_seed in curves.values() for c in by_seed.values())
     return {
-        strategy: {f"vs_{baseline}": {metric: paired_difference(values[metric], per_seed[baseline][metric])
+        strategy: {f"vs_{baseline}": {metric: paired_difference(values[metric], per_seed[baseline][metric],
+                                                                None if metric == "auc" else budget)
                                       for metric in values}
                    for baseline in BASELINES if baseline in per_seed and baseline != strategy}
         for strategy, values in per_seed.items()
