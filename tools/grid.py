@@ -5,18 +5,22 @@
     python tools/grid.py --scheduler tcp://host:8786      # workers you started (dask worker tcp://host:8786)
     python tools/grid.py --slurm --partition cpu --walltime 02:00:00 --memory 8GB --max-jobs 20
 
-DVC cannot run one pipeline's stages in parallel, so each stage is one Dask task that records itself as
-``dvc repro`` would: it hashes the stage's deps under DVC's repository lock, runs the stage's command
-outside it, then records the outputs and those hashes in dvc.lock under the lock again. A dep edited
-while the stage runs is therefore recorded as the version that ran, not the edited one, and ``dvc
-status`` shows the stage out of date. (``dvc repro`` hashes the deps after the command.) Workers on
+Each stage is one Dask task that records itself in dvc.lock as ``dvc repro`` records a stage of one
+command (our grid's stages; no run cache, no frozen stages): it hashes the stage's deps under DVC's
+repository lock, runs the command outside it, then records the outputs and those hashes under the lock
+again. A dep edited while the stage runs is therefore recorded as it was when the stage started, and
+``dvc status`` shows the stage out of date; ``dvc repro --single-item`` side by side would record the
+edited version as if it had run, since it hashes the deps after the command. A stage that another run
+recorded meanwhile is skipped. Nothing stops two grids on different machines from running one stage at
+once: run one grid per repository. Workers on
 many machines share the repository folder (a cluster's home or project file system; on NFS set
 ``dvc config core.hardlink_lock true``).
 
 A failed stage is reported with its name, exit status and last log lines while the others go on; the
 command then exits 1, naming every failed stage. Finished stages are up to date, so a rerun skips them,
 and a stage stopped halfway resumes from its checkpoint. ``--commit`` makes a git commit of each
-finished stage (dvc.lock and its small outputs), with its wall time and CPU.
+finished stage (dvc.lock and its small outputs), with its wall time and CPU. A stage resumes from its
+checkpoint on the same CPU kind and torch build (its checkpoint records them); elsewhere it starts over.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import fnmatch
 import json
 import logging
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -48,8 +53,9 @@ class Finished:
     wall_s: float  # the whole task: hashing, the command, recording
     command_s: float  # the stage's command alone
     log_tail: str
-    outs: list[str]
-    cpu: str
+    outs: list[str]  # its outputs that git keeps (cache: false)
+    cpu: str  # the worker's: its cores and vector extensions
+    skipped: bool = False  # up to date when the worker took it: another run had recorded it
 
 
 def dvc(*args: str, root: Path) -> str:
@@ -67,60 +73,92 @@ def ordered(stages: list[str], stale: set[str], patterns: list[str]) -> list[str
     return queue
 
 
-def out_of_date(patterns: list[str], root: Path) -> list[str]:
-    """The grid stages ``dvc status`` reports out of date, as :func:`ordered` orders them."""
-    stale = set(json.loads(dvc("status", "--json", root=root) or "{}"))
-    return ordered(dvc("stage", "list", "--name-only", root=root).split(), stale, patterns)
+def out_of_date(patterns: list[str], root: Path) -> tuple[list[str], list[str]]:
+    """The grid stages ``dvc status`` reports out of date, as :func:`ordered` orders them, and the prepare
+    stages it reports out of date (whose data the grid would read)."""
+    stale = set(json.loads(dvc("--wait-for-lock", "status", "--json", root=root) or "{}"))
+    stages = dvc("--wait-for-lock", "stage", "list", "--name-only", root=root).split()
+    return ordered(stages, stale, patterns), sorted(s for s in stale if s.startswith(("prepare@", "prepare_own@")))
 
 
 def run_stage(root: str, name: str) -> Finished:
     """One stage, recorded with the hashes its deps had when it started (the module docstring); runs on a worker.
     Whatever fails, DVC included, comes back as a failed stage with its message, never as the grid's end."""
-    import torch
-    from distributed import get_worker
-    from dvc.repo import Repo
-
-    logging.getLogger("dvc").setLevel(logging.WARNING)  # its "Updating lock file" belongs to no one's log here
-    started, start, command_s, outs = time.time(), time.monotonic(), 0.0, []
+    started, start, command_s, outs, cpu, worker = time.time(), time.monotonic(), 0.0, [], "", ""
     log = Path(root) / ".dvc" / "tmp" / "grid" / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     try:
+        import torch
+        from distributed import get_worker
+        from dvc.repo import Repo
+
+        logging.getLogger("dvc").setLevel(logging.WARNING)  # its "Updating lock file" belongs to no one's log here
+        worker = get_worker().address
+        cpu = f"{len(os.sched_getaffinity(0))} cores, {torch.backends.cpu.get_cpu_capability()}"
         with Repo(root, _wait_for_lock=True) as repo:  # as dvc --wait-for-lock
             with repo.lock:
                 (stage,) = repo.stage.collect(os.path.join(root, "dvc.yaml") + ":" + name)  # not the worker's cwd's
+                if not stage.changed():
+                    return Finished(name, 0, worker, started, 0.0, 0.0, "", [], cpu, skipped=True)
                 stage.save_deps()
                 stage.remove_outs(ignore_remove=False, force=False)
-            outs = [str(out.def_path) for out in stage.outs]
+            outs = [str(out.def_path) for out in stage.outs if not out.use_cache]
             command_start = time.monotonic()
-            with open(log, "w") as f:
-                returncode = subprocess.run(stage.cmd, shell=True, cwd=stage.wdir, stdout=f, stderr=subprocess.STDOUT,
-                                            env={**os.environ, "DVC_NO_ANALYTICS": "1"}).returncode
+            with open(log, "w") as f:  # exec: the stage's own process, which dies with its worker (die_with_parent)
+                returncode = subprocess.run(f"exec {stage.cmd}", shell=True, cwd=stage.wdir, stdout=f,
+                                            stderr=subprocess.STDOUT, env={**os.environ, "DVC_NO_ANALYTICS": "1"},
+                                            preexec_fn=die_with_parent).returncode
             command_s = time.monotonic() - command_start
             if returncode == 0:
                 with repo.lock:
                     stage.save_outs()
-                    stage.md5 = stage.compute_md5()
                     stage.commit()
                     stage.dump(update_pipeline=False)
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-LOG_LINES:])
     except Exception as err:  # noqa: BLE001  (a DVC error is this stage's failure, reported with it)
-        returncode, tail = 1, f"{type(err).__name__}: {err}"
-    return Finished(name, returncode, get_worker().address, started, time.monotonic() - start, command_s, tail, outs,
-                    torch.backends.cpu.get_cpu_capability())
+        returncode, tail = 1, f"{type(err).__name__}: {err} (log: {log})"
+    return Finished(name, returncode, worker, started, time.monotonic() - start, command_s, tail, outs, cpu)
+
+
+def die_with_parent() -> None:
+    """In a stage's process before it starts: SIGTERM when its worker goes (Linux), so that a grid stopped
+    by a signal leaves no stage running on behind it."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def interrupted(*_) -> None:
+    """SIGTERM (a scheduler's, a kill) as Ctrl-C: the grid closes its cluster, and the stages die with it."""
+    raise KeyboardInterrupt
+
+
+def failure(name: str, err: BaseException) -> Finished:
+    """A stage whose task never came back (its worker died, or the task could not run there)."""
+    return Finished(name, -1, "", time.time(), 0.0, 0.0, f"{type(err).__name__}: {err}", [], "")
 
 
 def commit(finished: Finished, root: Path) -> None:
+    """A git commit of dvc.lock and the stage's small outputs, under DVC's lock so that no worker is writing
+    dvc.lock meanwhile (it holds the entries of stages that finished since the last commit too)."""
+    from dvc.repo import Repo
+
     message = (f"{finished.stage} finished: {int(finished.wall_s // 60)}m{int(finished.wall_s % 60)}s wall, "
-               f"{os.cpu_count()} cores, {finished.cpu} CPU (tools/grid.py)")
+               f"{finished.cpu} CPU (tools/grid.py)")
     paths = ["dvc.lock", *finished.outs]
-    for attempt in range(30):  # another git command may hold the index for a moment
-        added = subprocess.run(["git", "add", "--", *paths], cwd=root, capture_output=True, text=True)
-        done = added.returncode == 0 and subprocess.run(["git", "commit", "-q", "-m", message, "--", *paths], cwd=root,
-                                                        capture_output=True, text=True).returncode == 0
-        if done:
-            return
-        time.sleep(1)
-    typer.echo(f"warning: git could not commit {finished.stage}; it is recorded in dvc.lock, commit it yourself", err=True)
+    with Repo(str(root), _wait_for_lock=True) as repo, repo.lock:
+        for _ in range(30):  # another git command may hold the index for a moment
+            result = subprocess.run(["git", "add", "--", *paths], cwd=root, capture_output=True, text=True)
+            if result.returncode == 0:
+                result = subprocess.run(["git", "commit", "-q", "-m", message, "--", *paths], cwd=root,
+                                        capture_output=True, text=True)
+            if result.returncode == 0 or "index.lock" not in result.stderr:
+                break
+            time.sleep(1)
+    if result.returncode != 0:
+        typer.echo(f"warning: git could not commit {finished.stage} ({result.stderr.strip()}); it is recorded in "
+                   "dvc.lock, commit it yourself", err=True)
 
 
 def cluster(jobs: int, scheduler: str | None, slurm: bool, partition: str | None, walltime: str, memory: str,
@@ -135,7 +173,7 @@ def cluster(jobs: int, scheduler: str | None, slurm: bool, partition: str | None
         from dask_jobqueue import SLURMCluster
 
         where = SLURMCluster(cores=1, processes=1, memory=memory, walltime=walltime, queue=partition, interface=interface)
-        where.adapt(minimum_jobs=0, maximum_jobs=max_jobs)
+        where.scale(jobs=max_jobs)  # adapt() would size the cluster from a guess at the stages' length
         return Client(where), where
     where = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0")
     return Client(where), where
@@ -144,7 +182,7 @@ def cluster(jobs: int, scheduler: str | None, slurm: bool, partition: str | None
 def main(
     patterns: list[str] = typer.Argument(None, help="shell-style stage patterns (learn@mnist-*), the first pattern's "
                                                     "stages first; none: every grid stage"),
-    jobs: int = typer.Option(os.cpu_count() or 1, envvar="JOBS", help="LocalCluster workers (one torch thread each)"),
+    jobs: int = typer.Option(len(os.sched_getaffinity(0)), envvar="JOBS", help="LocalCluster workers (one torch thread each)"),
     scheduler: str | None = typer.Option(None, help="an existing Dask scheduler, tcp://HOST:PORT"),
     slurm: bool = typer.Option(False, help="start the workers as Slurm jobs (dask-jobqueue)"),
     partition: str | None = typer.Option(None, help="--slurm: the partition (queue)"),
@@ -154,33 +192,51 @@ def main(
     interface: str | None = typer.Option(None, help="--slurm: the network interface workers listen on (lo, ib0, ...)"),
     commit_each: bool = typer.Option(False, "--commit", help="a git commit of each finished stage"),
 ) -> None:
+    import importlib.util
+    import uuid
+
+    import cloudpickle
+    import dask
     from dask.distributed import as_completed
 
-    queue = out_of_date(patterns or [], ROOT)
+    queue, upstream = out_of_date(patterns or [], ROOT)
+    if upstream:
+        typer.echo(f"error: {', '.join(upstream)} out of date; run dvc repro --glob 'prepare*@*' first (make repro "
+                   "does), or the grid would train on the old data.", err=True)
+        raise typer.Exit(2)
     if not queue:
-        typer.echo("every stage matched is up to date")
+        typer.echo("no stage out of date" + (f" matches {' '.join(patterns)}" if patterns else ""))
         return
-    client, where = cluster(jobs, scheduler, slurm, partition, walltime, memory, max_jobs, interface)
-    typer.echo(f"{len(queue)} stages on {client.scheduler.address}" +
-               (f"; dashboard {client.dashboard_link}" if client.dashboard_link else ""))
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers elsewhere cannot import this script
+    signal.signal(signal.SIGTERM, interrupted)
+    dask.config.set({"distributed.scheduler.worker-saturation": 1.0})  # a worker takes its next stage when free
+    client, where = cluster(jobs, scheduler, slurm, partition, walltime, memory, min(max_jobs, len(queue)), interface)
+    dashboard = f"; dashboard {client.dashboard_link}" if importlib.util.find_spec("bokeh") else ""
+    typer.echo(f"{len(queue)} stages on {client.scheduler.address}{dashboard}")
     submitted, submitted_at = time.monotonic(), time.time()
-    futures = [client.submit(run_stage, str(ROOT), name, key=f"stage-{name}", pure=False) for name in queue]
+    names = {client.submit(run_stage, str(ROOT), name, key=f"stage-{name}-{uuid.uuid4().hex[:8]}"): name for name in queue}
     failed, results = [], []
     progress = Progress(len(queue), sys.stdout.isatty())
     try:
-        for future in as_completed(futures):
-            finished = future.result()
+        for future in as_completed(names):
+            try:
+                finished = future.result()
+            except Exception as err:  # noqa: BLE001  (its worker died, or could not run it: this stage's failure)
+                finished = failure(names[future], err)
             results.append(finished)
-            if finished.returncode == 0:
+            if finished.skipped:
+                text = f"up to date {finished.stage} (recorded by another run)"
+            elif finished.returncode == 0:
                 if commit_each:
                     commit(finished, ROOT)
-                progress.line(f"done {finished.stage} in {finished.wall_s:.0f} s")
+                text = f"done {finished.stage} in {finished.wall_s:.0f} s"
             else:
                 failed.append(finished)
-                progress.line(f"FAILED {finished.stage} (exit {finished.returncode}):\n{finished.log_tail}")
-            running = sum(len(keys) for keys in client.processing().values())
-            progress.update(len(results), len(failed), running, time.monotonic() - submitted)
+                text = f"FAILED {finished.stage} (exit {finished.returncode}):\n{finished.log_tail}"
+            progress.update(text, len(results), len(failed), time.monotonic() - submitted)
     finally:
+        progress.close()
+        client.cancel(list(names))  # an external cluster's workers would go on with the stages not yet started
         client.close()
         if where is not None:
             where.close()
@@ -203,25 +259,25 @@ def overhead(results: list[Finished], submitted_at: float) -> tuple[float, float
 
 
 class Progress:
-    """Stages done, failed, running and waiting, with an ETA from the pace of the finished ones: one line
-    per stage in a log, and a status line that redraws itself on a terminal."""
+    """One line per finished stage, with the stages done, failed and left and an ETA from the pace so far;
+    on a terminal the counts also stay on a status line of their own."""
 
     def __init__(self, total: int, interactive: bool):
         self.total, self.interactive = total, interactive
 
-    def line(self, text: str) -> None:
-        typer.echo(("\r\033[K" if self.interactive else "") + text)
-
-    def update(self, finished: int, failed: int, running: int, elapsed: float) -> None:
+    def update(self, text: str, finished: int, failed: int, elapsed: float) -> None:
         left = self.total - finished
-        eta = elapsed / finished * left  # the pace so far, over however many workers ran
-        text = (f"[{finished}/{self.total}] {finished - failed} done, {failed} failed, {running} running, "
-                f"{left - running} waiting; ETA {eta / 60:.1f} min")
+        counts = (f"[{finished}/{self.total}: {finished - failed} done, {failed} failed, {left} left, "
+                  f"ETA {elapsed / finished * left / 60:.1f} min]")
         if self.interactive:
-            sys.stdout.write(f"\r\033[K{text}")
+            sys.stdout.write(f"\r\033[K{text}\n{counts}")
             sys.stdout.flush()
         else:
-            typer.echo(text)
+            typer.echo(f"{text}  {counts}")
+
+    def close(self) -> None:
+        if self.interactive:
+            sys.stdout.write("\n")
 
 
 if __name__ == "__main__":
