@@ -165,7 +165,7 @@ def main() -> None:
         data = json.loads(Path(path).read_text())
         for dataset, content in data.items():
             if path.endswith("summary.json"):
-                entry = params.prepare.entries.get(dataset)
+                entry = params.dataset(dataset) if dataset in params.datasets() else None
                 print(f"\n## {dataset}\n\n" + replication(content, dataset, getattr(entry.options, "rare_classes", None)
                                                            if entry else None))
                 print(f"\n**{dataset}: paired differences** (mean over the n seeds both ran [95% t-interval, n − 1 df]; "
