@@ -1,7 +1,7 @@
 """Stages aggregate and compare: a grid's learning curves -> a summary JSON (with paired comparisons
 against random and BALD, and the acquired points per class) and one CSV per dataset for `dvc plots`.
 
-aggregate summarises the replication grids (run and survey) into metrics/summary.json; compare@<dataset>
+aggregate summarises the replication grids (run, survey and shift) into metrics/summary.json; compare@<dataset>
 one dataset of your own data's grid (simulate).
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from bal.config import load_params
+from bal.config import GRIDS, load_params
 from bal.errors import ConfigError
 from bal.io import write_csv, write_json
 from bal.results import (STAGES, acquired_per_class, evaluated_split, long_table, paired_comparisons, read_runs,
@@ -27,7 +27,7 @@ def main(
     runs: Path = typer.Option(..., help="folder holding <dataset>/<strategy>/<seed>/curve.csv"),
     metrics: Path = typer.Option(..., help="summary JSON to write"),
     plots: Path = typer.Option(..., help="folder for <dataset>.csv"),
-    grid_names: list[str] = typer.Option(["run", "survey"], "--grid", help="the grids of params.yaml to summarise"),
+    grid_names: list[str] = typer.Option(list(GRIDS), "--grid", help="the grids of params.yaml to summarise"),
     only: str | None = typer.Option(None, "--dataset", help="one dataset of those grids alone"),
     params_path: Path = typer.Option(Path("params.yaml"), "--params"),
 ) -> None:

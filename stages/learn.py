@@ -1,7 +1,8 @@
-"""Stages learn, survey and study: one dataset x strategy x seed active-learning run, to the label budget.
+"""Stages learn, survey, shift, simulate, study and single: one dataset x strategy x seed active-learning
+run, to the label budget.
 
-With ``--acquisition-size`` it is a run of the study grid: ``learn.<dataset>`` with that
-acquisition size (one of ``study.acquisition_sizes``) and ``study.budget``.
+With ``--acquisition-size`` it is a run of a study grid (``--study``: study or single): ``learn.<dataset>``
+with that acquisition size (one of the grid's ``acquisition_sizes``) and the grid's ``budget``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pandas as pd
 import typer
 
 from bal import strategies
+from bal.config import STUDIES
 from bal.errors import ConfigError
 from bal.io import atomic_write_bytes, write_csv, write_json
 from bal.loop import LoopSettings, Round, initial_indices, run
@@ -42,7 +44,8 @@ def main(
     prepared: Path = typer.Option(..., help="folder written by the prepare stage"),
     out: Path = typer.Option(..., help="folder for curve.csv and acquired.csv"),
     checkpoint: Path = typer.Option(..., help="progress file, kept outside DVC's outputs so a killed run resumes"),
-    acquisition_size: int | None = typer.Option(None, help="a study run: this size from study.acquisition_sizes"),
+    acquisition_size: int | None = typer.Option(None, help="a study run: this size from <study>.acquisition_sizes"),
+    study: str = typer.Option("study", help="with --acquisition-size: the grid of params.yaml it is from (study, single)"),
     params_path: Path = typer.Option(Path("params.yaml"), "--params"),
 ) -> None:
     params, device = params_and_torch(params_path)
@@ -50,9 +53,11 @@ def main(
         raise ConfigError(f"--dataset {dataset!r} has no learn.{dataset} entry; datasets with one: {', '.join(params.learn)}.")
     if strategy not in strategies.names():
         raise ConfigError(f"--strategy {strategy!r}: unknown strategy; known strategies: {', '.join(strategies.names())}.")
-    learn = params.learn[dataset] if acquisition_size is None else params.study_learn(dataset, acquisition_size)
+    if study not in STUDIES:
+        raise ConfigError(f"--study {study!r}: must be one of {', '.join(STUDIES)}.")
+    learn = params.learn[dataset] if acquisition_size is None else params.study_learn(dataset, acquisition_size, study)
     split = load_prepared(prepared)
-    params.check_run(dataset, strategy, learn, split, study=acquisition_size is not None)
+    params.check_run(dataset, strategy, learn, split, study=None if acquisition_size is None else study)
     make_model = learn.make_model(split.kind, tuple(split.pool_x.shape[1:]), split.classes)
     initial = initial_indices(split.pool_y, learn.initial_per_class, seed)
     settings = learn.loop_settings(strategy, seed, initial, params.strategy_options(strategy))

@@ -1,4 +1,5 @@
-"""Stage study_summary: the study grid's curves -> metrics/study.json and one figure per dataset.
+"""Stage study_summary: the curves of the study grids (study and single) -> metrics/study.json and one figure
+per dataset.
 
 On a repeated pool (Repeated-MNIST) it also records ``copies_acquired``: the fraction of acquired points that were a
 copy of an original already acquired (mean over seeds), the redundancy BatchBALD exists to avoid. For
@@ -33,18 +34,17 @@ def main(
     params_path: Path = typer.Option(Path("params.yaml"), "--params"),
 ) -> None:
     params = load_params(params_path)
-    study = params.study
     summary = {}
-    for dataset in study.datasets:
+    for name, study, dataset in [(name, study, d) for name, study in params.studies().items() for d in study.datasets]:
         grid = (runs, dataset, study.strategies, study.seeds)
-        panels = {size: read_runs(*grid, "curve.csv", size, missing_ok=True) for size in study.acquisition_sizes}
+        panels = {size: read_runs(*grid, "curve.csv", size, missing_ok=True, group=name) for size in study.acquisition_sizes}
         column = params.report.column(evaluated_split(*panels.values()))
         summary[dataset] = {f"b{size}": {strategy: summarise(by_seed, column) for strategy, by_seed in curves.items()}
                             for size, curves in panels.items()}
         split = load_prepared(prepared / dataset)
         n_originals = len(split.pool_y) // split.copies
         for size in study.acquisition_sizes:
-            for strategy, by_seed in read_runs(*grid, "acquired.csv", size, missing_ok=True).items():
+            for strategy, by_seed in read_runs(*grid, "acquired.csv", size, missing_ok=True, group=name).items():
                 entry = summary[dataset][f"b{size}"][strategy]
                 if split.copies > 1:
                     entry["copies_acquired"] = statistics.fmean(copies_acquired(t, n_originals) for t in by_seed.values())

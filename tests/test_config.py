@@ -96,6 +96,11 @@ BAD = [
     ("study.acquisition_sizes", [4, 4], "study.acquisition_sizes = [4, 4]: sizes must not repeat"),
     ("study.seeds", [0, 0], "study.seeds = [0, 0]: seeds must not repeat"),
     ("survey.datasets", ["fashion_mnist", "mnist"], "survey.datasets = 'mnist': is in run.datasets too"),
+    ("shift.datasets", ["mnist_unbalanced", "fashion_mnist"], "shift.datasets = 'fashion_mnist': is in survey.datasets too"),
+    ("single.datasets", ["repeated_mnist"], "single.datasets = 'repeated_mnist': is in study.datasets too"),
+    ("single.acquisition_sizes", [0], "single.acquisition_sizes = 0: must be at least 1"),
+    ("learn.mnist_unbalanced.hidden", DELETE, "learn.mnist_unbalanced.hidden is missing; single.datasets holds mnist_unbalanced"),
+    ("prepare.mnist_unbalanced.n_target", 6000, "prepare.mnist_unbalanced.n_target = 6000: must be between 0 and n_dev (5000)"),
     ("survey.strategies", ["bald", "bold"], "survey.strategies = 'bold': unknown name"),
     ("simulate.datasets", ["mnist"], "simulate.datasets = 'mnist': must be one of your own datasets, under own"),
     ("simulate.datasets", ["mine"], "simulate.datasets = 'mine': must have an entry under prepare or own"),
@@ -273,13 +278,14 @@ def test_every_settable_key_refuses_each_edge_value_it_cannot_honour(monkeypatch
     assert wrongly_accepted == []
 
 
-def fake_split(pool, classes, kind="image", size=28, copies=1, dev=True):
+def fake_split(pool, classes, kind="image", size=28, copies=1, dev=True, targets=0):
     """A Split with the shapes a check looks at, without the memory (expanded views)."""
     x_shape = (1, size, size) if kind == "image" else (4,)
     x = torch.zeros(1, *x_shape).expand(pool, *x_shape)
     y = torch.arange(pool) % classes
     return Split(x, y, x[:10], y[:10], x[:10], y[:10], x[:10] if dev else None, y[:10] if dev else None,
-                 class_names=tuple(map(str, range(classes))), kind=kind, copies=copies)
+                 class_names=tuple(map(str, range(classes))), kind=kind, copies=copies,
+                 target_x=x[:targets] if targets else None)
 
 
 DATA_BAD = [  # (key, value, dataset, strategy, study run, split, message)
@@ -294,6 +300,8 @@ DATA_BAD = [  # (key, value, dataset, strategy, study run, split, message)
     ("learn.mnist.model", "mlp", "mnist", "bald", False, fake_split(54_900, 10), "learn.mnist.model = 'mlp': mnist holds images"),
     ("learn.mnist.mc_samples", 1, "mnist", "bald", False, fake_split(54_900, 10), "learn.mnist.mc_samples = 1: must be at least 2 for bald"),
     ("options.epig.targets", 54_000, "mnist", "epig", False, fake_split(54_900, 10), "options.epig.targets = 54000: must be at most the 53900 points the mnist pool still holds"),
+    ("options.epig.targets", 2_501, "mnist_unbalanced", "epig", False, fake_split(30_000, 10, targets=2_500), "options.epig.targets = 2501: must be at most the 2500 inputs of the mnist_unbalanced target set"),
+    ("options.epig_pool.targets", 29_701, "mnist_unbalanced", "epig_pool", False, fake_split(30_000, 10, targets=2_500), "options.epig_pool.targets = 29701: must be at most the 29700 points the mnist_unbalanced pool still holds"),
     ("options.batchbald.max_configurations", 2_000_000, "mnist", "batchbald", False, fake_split(54_900, 10),
      "options.batchbald.max_configurations = 2000000: must be at most 1167110 for learn.mnist (K = 100 samples, C = 10"),
 ]
@@ -301,7 +309,7 @@ DATA_BAD = [  # (key, value, dataset, strategy, study run, split, message)
 
 def check_run(params, dataset, strategy, study, split):
     learn = params.study_learn(dataset, params.study.acquisition_sizes[0]) if study else params.learn[dataset]
-    params.check_run(dataset, strategy, learn, split, study)
+    params.check_run(dataset, strategy, learn, split, "study" if study else None)
 
 
 @pytest.mark.parametrize("key, value, dataset, strategy, study, split, message", DATA_BAD,
@@ -322,7 +330,8 @@ def test_a_run_is_checked_for_its_own_strategy_only(tmp_path):
         check_run(params, "mnist", "epig", False, fake_split(54_900, 10))
 
 
-@pytest.mark.parametrize("key", ["run.datasets", "survey.datasets", "study.datasets", "simulate.datasets"])
+@pytest.mark.parametrize("key", ["run.datasets", "survey.datasets", "shift.datasets", "study.datasets", "single.datasets",
+                                 "simulate.datasets"])
 def test_a_grid_may_have_no_datasets(tmp_path, key):
     params = load_params(write(tmp_path, with_change(key, [])))
     assert getattr(params, key.split(".")[0]).datasets == []

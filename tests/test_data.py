@@ -92,6 +92,23 @@ def test_an_unbalanced_pool_thins_its_rare_classes_and_nothing_else():
     assert set(index(thinned, "pool")) < set(index(balanced, "pool"))
 
 
+def test_a_target_set_leaves_dev_with_the_test_class_mix_and_the_rest_as_it_was():
+    x, y = ids(2000), np.arange(2000) % 4
+    test = (ids(10), np.array([0] * 4 + [1] * 3 + [2] * 2 + [3]))  # class mix 40 / 30 / 20 / 10 %
+    plain = split_arrays(x, y, "prepare.d", 100, 400, 0, test, rare_classes=[0, 1], rare_keep=0.1)
+    target = split_arrays(x, y, "prepare.d", 100, 400, 0, test, rare_classes=[0, 1], rare_keep=0.1, n_target=150)
+    for name in ("pool", "val"):
+        assert index(target, name) == index(plain, name)
+    assert target["test_x"] is test[0] and "target_y" not in target  # unlabelled: EPIG never sees a label
+    targets, dev = index(target, "target"), index(target, "dev")
+    assert len(targets) == 150 and sorted(targets + dev) == sorted(index(plain, "dev")) and not set(targets) & set(dev)
+    assert np.bincount(y[targets]).tolist() == [60, 45, 30, 15]  # the test set's mix, not the pool's
+    assert (target["dev_y"] == np.array(dev) % 4).all()
+    with pytest.raises(DataError, match="prepare.d.n_target = 300: too many for the dev split of 400: class 0 has 105 "
+                                        "items to draw from, fewer than its share 120 of 300"):
+        split_arrays(x, y, "prepare.d", 100, 400, 0, test, n_target=300)
+
+
 def test_prepared_roundtrip_normalisation_and_tamper_detection(tmp_path):
     arrays = prepare_two_moons(50, 10, 20, 0.1, seed=0)
     save_prepared(arrays, tmp_path / "moons")

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from bal.strategies import PoolInputs, score, select
 from bal.strategies.badge import gradient_embeddings, kmeans_plus_plus
-from bal.strategies.epig import score as epig_scores
+from bal.information import epig as epig_scores
 
 
 def random_log_probs(n, k, c, seed, sharpness=3.0):

@@ -53,7 +53,7 @@ def extra_modules(name: str, params: dict) -> tuple[str, ...]:
     """What a stage imports at run time, as its params say: a learn stage its strategy's module, a prepare
     stage its source's, the summaries and figures every strategy's (for its colour)."""
     group, _, item = name.partition("@")
-    if group in ("learn", "survey", "study", "simulate"):
+    if group in ("learn", "survey", "shift", "study", "single", "simulate"):
         strategy = next(s for s in params["options"] if f"-{s}-" in f"-{item}-")
         return (f"bal.strategies.{strategy}",)
     if group in ("prepare", "prepare_own"):
@@ -101,7 +101,7 @@ def test_a_change_to_one_strategy_or_source_reaches_only_its_stages(tmp_path):
     resolved = stages(with_own_data(tmp_path)[0])
     reached = lambda path: {name for name, (_, deps) in resolved.items() if path in deps}  # noqa: E731
     epig = {name for name in resolved if "-epig-" in name}
-    assert len(epig) == 20 and reached("src/bal/strategies/epig.py") == epig | {"figures", "study_summary", "suggest@my_csv"}
+    assert len(epig) == 23 and reached("src/bal/strategies/epig.py") == epig | {"figures", "study_summary", "suggest@my_csv"}
     bald = {name for name in resolved if "-bald-" in name}
     assert reached("src/bal/strategies/bald.py") == bald | {"figures", "study_summary"}
     assert reached("src/bal/sources/image_folder.py") == {"prepare_own@my_image_folder"}

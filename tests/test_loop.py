@@ -221,3 +221,42 @@ def test_epig_targets_come_from_the_unlabelled_pool_under_the_candidates_masks()
     with pytest.raises(ValueError, match="epig needs 191 target inputs, more than the 190 unlabelled points"):
         pool_inputs(model, split.pool_x, candidates_P, unlabelled_U, get("epig"), {"targets": 191},
                     settings(split, "epig"), torch.Generator())
+
+
+def test_epig_draws_its_targets_from_the_target_set_and_epig_pool_from_the_pool():
+    split = tiny_split()
+    torch.manual_seed(0)
+    model = moons_mlp()
+    unlabelled_U = torch.arange(10, 200)
+    candidates_P = unlabelled_U[:50]
+    target_x = split.test_x[:30] + 5.0  # inputs no pool point has
+    s = settings(split, "epig")
+
+    def inputs(strategy, targets, target_set):
+        return pool_inputs(model, split.pool_x, candidates_P, unlabelled_U, get(strategy), {"targets": targets}, s,
+                           torch.Generator().manual_seed(1), target_set)
+
+    pool = inputs("epig", 30, target_x)
+    generator = torch.Generator().manual_seed(1)
+    targets_M = torch.randperm(30, generator=generator)
+    masks = model.head.draw_masks(5, generator)
+    naive = predict_log_probs_naive(model, torch.cat([split.pool_x[candidates_P], target_x[targets_M]]), masks)
+    assert torch.allclose(pool.log_probs_N_K_C, naive[:50], atol=1e-5)
+    assert torch.allclose(pool.target_log_probs_M_K_C, naive[50:], atol=1e-5)
+    from_pool = inputs("epig_pool", 30, target_x)
+    assert torch.equal(from_pool.target_log_probs_M_K_C, inputs("epig", 30, None).target_log_probs_M_K_C)
+    assert not torch.allclose(from_pool.target_log_probs_M_K_C, pool.target_log_probs_M_K_C)
+    with pytest.raises(ValueError, match="epig needs 31 target inputs, more than the 30 inputs of the target set"):
+        inputs("epig", 31, target_x)
+
+
+def test_epig_without_a_target_set_is_epig_pool_round_for_round():
+    split = tiny_split()
+    runs = {}
+    for strategy in ("epig", "epig_pool"):
+        s = dataclasses.replace(settings(split, strategy), strategy_options={"targets": 20})
+        runs[strategy] = [(r.acquired, r.scores, r.accuracy) for r in run(split, moons_mlp, s, torch.device("cpu"))]
+    assert runs["epig"] == runs["epig_pool"]
+    with_targets = dataclasses.replace(split, target_x=split.test_x[:40])
+    s = dataclasses.replace(settings(split, "epig"), strategy_options={"targets": 20})
+    assert [(r.acquired, r.scores, r.accuracy) for r in run(with_targets, moons_mlp, s, torch.device("cpu"))] != runs["epig"]

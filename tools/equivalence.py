@@ -4,11 +4,15 @@ and compare their outputs byte for byte (the timing columns of curve.csv aside).
     python tools/equivalence.py --base HEAD~1 --head WORKTREE \\
         --set learn.mnist.budget=50 learn@mnist-bald-0 'study@repeated_mnist-batchbald-10-0'
 
+A stage renamed by the change is given as ``OLD=NEW`` (``survey@d-bald-0=shift@d-bald-0``): the base runs
+OLD, the head NEW, and their outputs are compared in dvc.yaml's order, file by file below each output.
+
 Each revision is checked out into a scratch git worktree (``WORKTREE`` is the working tree as it is,
 uncommitted changes included), gets params.yaml with the ``--set`` overrides, and runs each stage's
 command as its own dvc.yaml resolves it, with its ``src`` first on the import path. The prepare
 stages that the listed stages read are run first at each revision and compared too. The two
-revisions run side by side, one stage each (one torch thread each, from params.yaml's compute).
+revisions run side by side, one stage each (one torch thread each, from params.yaml's compute), or with
+``--jobs 1`` one after the other.
 Prints one line per output file and exits non-zero if any differs. Needs the Makefile's environment.
 """
 
@@ -88,21 +92,24 @@ def comparable(path: Path) -> bytes:
     return buffer.getvalue().encode()
 
 
-def files(tree: Path, outs: list[str]) -> dict[str, Path]:
+def files(tree: Path, outs: list[str], names: list[str]) -> dict[str, Path]:
+    """The files of each output, by the path of the output in ``names`` (the head's) that it stands in for."""
     found = {}
-    for out in outs:
+    for out, name in zip(outs, names):
         path = tree / out
-        found.update({str(p.relative_to(tree)): p for p in ([path] if path.is_file() else sorted(path.rglob("*")))
-                      if p.is_file()})
+        found.update({str(Path(name) / p.relative_to(path)) if p != path else name: p
+                      for p in ([path] if path.is_file() else sorted(path.rglob("*"))) if p.is_file()})
     return found
 
 
 def main(
-    stages: list[str] = typer.Argument(..., help="stage names, as dvc stage list prints them"),
+    stages: list[str] = typer.Argument(..., help="stage names, as dvc stage list prints them; OLD=NEW for a renamed one"),
     base: str = typer.Option(..., help="the revision before the change"),
     head: str = typer.Option(WORKTREE, help=f"the revision after it ({WORKTREE}: the working tree as it is)"),
     set_: list[str] = typer.Option([], "--set", help="params override at both revisions, e.g. learn.mnist.budget=40"),
     keep: bool = typer.Option(False, help="keep the scratch worktrees"),
+    jobs: int = typer.Option(2, help="stages at once: 2 runs the revisions side by side, 1 one after the other "
+                                     "(beside a running grid)"),
 ) -> None:
     scratch = Path(tempfile.mkdtemp(prefix="equivalence-"))
     trees = {"base": scratch / "base", "head": scratch / "head"}
@@ -110,18 +117,20 @@ def main(
         for side, revision in (("base", base), ("head", head)):
             checkout(revision, trees[side])
             override(trees[side] / "params.yaml", set_)
-        plans = {side: resolve(tree, stages) for side, tree in trees.items()}
+        pairs = [tuple(s.split("=", 1)) if "=" in s else (s, s) for s in stages]
+        plans = {side: dict(zip([new for _, new in pairs], resolve(trees[side], [p[i] for p in pairs]).values()))
+                 for i, side in enumerate(trees)}
         needed = {side: sorted({p for _, _, reads in plan.values() for p in reads}) for side, plan in plans.items()}
         prepares = {side: resolve(trees[side], [f"prepare@{Path(p).name}" for p in needed[side]]) for side in trees}
-        order = [*prepares["head"], *stages]
+        order = [*prepares["head"], *plans["head"]]
         todo = {side: {**prepares[side], **plans[side]} for side in trees}
         differ = 0
-        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
             for name in order:
                 if name not in todo["base"]:
                     raise typer.BadParameter(f"{name} exists at {head} but not at {base}")
                 seconds = dict(zip(trees, pool.map(lambda side: run(trees[side], name, todo[side][name][0]), trees)))
-                outputs = {side: files(trees[side], todo[side][name][1]) for side in trees}
+                outputs = {side: files(trees[side], todo[side][name][1], todo["head"][name][1]) for side in trees}
                 for path in sorted(outputs["base"].keys() | outputs["head"].keys()):
                     a, b = outputs["base"].get(path), outputs["head"].get(path)
                     same = a is not None and b is not None and comparable(a) == comparable(b)

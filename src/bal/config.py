@@ -42,11 +42,15 @@ class Run:
     seeds: list[int]
 
 
-# The replication grids of learn runs: ``run`` (stages learn@<dataset>-<strategy>-<seed>) and ``survey``
-# (stages survey@..., a smaller grid for more datasets); both write data/runs/<dataset>/<strategy>/<seed>.
+# The replication grids of learn runs: ``run`` (stages learn@<dataset>-<strategy>-<seed>), ``survey``
+# (stages survey@..., a smaller grid for more datasets) and ``shift`` (stages shift@..., the datasets whose pool
+# differs from the test distribution); each writes data/runs/<dataset>/<strategy>/<seed>.
 # Your own datasets have their own grid, ``simulate`` (stages simulate@..., writing data/own/...), so that
 # working on them never starts or drops a replication grid's stage.
-GRIDS = ("run", "survey")
+GRIDS = ("run", "survey", "shift")
+# The grids of runs at other acquisition sizes, each to its own budget: ``study`` (stages study@..., does BatchBALD
+# beat BALD?) and ``single`` (stages single@..., one label a round: the EPIG paper's own protocol).
+STUDIES = ("study", "single")
 # The groups of datasets: built-in sources (stages prepare@<dataset>) and your own files (prepare_own@<dataset>,
 # each depending on its own path).
 DATASET_GROUPS = ("prepare", "own")
@@ -107,8 +111,8 @@ STUDY_LEARN_KEYS = tuple(f.name for f in dataclasses.fields(Learn) if f.name not
 
 @dataclass(frozen=True)
 class Study:
-    """The acquisition-size study: every dataset x strategy x acquisition size x seed, each run to
-    ``budget`` labels with the rest of ``learn.<dataset>`` (STUDY_LEARN_KEYS)."""
+    """A grid at other acquisition sizes (STUDIES): every dataset x strategy x acquisition size x seed, each
+    run to ``budget`` labels with the rest of ``learn.<dataset>`` (STUDY_LEARN_KEYS)."""
 
     datasets: MaybeEmpty
     strategies: list[str]
@@ -152,15 +156,21 @@ class Params:
     suggest: dict[str, Suggest] = field(default_factory=dict)
     report: Report = field(default_factory=Report)
     survey: Run = field(default_factory=lambda: Run([], [], []))
+    shift: Run = field(default_factory=lambda: Run([], [], []))
+    single: Study = field(default_factory=lambda: Study([], [], [], []))
     simulate: Run = field(default_factory=lambda: Run([], [], []))
 
     def grids(self) -> dict[str, Run]:
         """The learn grids by their params key (GRIDS)."""
         return {name: getattr(self, name) for name in GRIDS}
 
+    def studies(self) -> dict[str, Study]:
+        """The grids at other acquisition sizes by their params key (STUDIES)."""
+        return {name: getattr(self, name) for name in STUDIES}
+
     def every_grid(self) -> dict[str, Run | Study]:
-        """Every grid of runs by its params key: the replication grids, the study and your own data's."""
-        return {**self.grids(), "study": self.study, "simulate": self.simulate}
+        """Every grid of runs by its params key: the replication grids, the studies and your own data's."""
+        return {**self.grids(), **self.studies(), "simulate": self.simulate}
 
     def datasets(self) -> dict[str, str]:
         """Every prepared dataset's name, with the params key of its group (DATASET_GROUPS)."""
@@ -192,12 +202,13 @@ class Params:
                               "which its stages depend on.")
         return _build(strategy.options, self.options[strategy.name], f"options.{strategy.name}")
 
-    def study_learn(self, dataset: str, acquisition_size: int) -> Learn:
-        """``learn.<dataset>`` with one of the study's acquisition sizes and the study's budget."""
-        if acquisition_size not in self.study.acquisition_sizes:
-            raise ConfigError(f"acquisition size {acquisition_size} is not in study.acquisition_sizes "
-                              f"{self.study.acquisition_sizes}.")
-        return dataclasses.replace(self.learn[dataset], acquisition_size=acquisition_size, budget=self.study.budget)
+    def study_learn(self, dataset: str, acquisition_size: int, study: str = "study") -> Learn:
+        """``learn.<dataset>`` with one of the acquisition sizes of ``study`` (a key of STUDIES) and its budget."""
+        grid = self.studies()[study]
+        if acquisition_size not in grid.acquisition_sizes:
+            raise ConfigError(f"acquisition size {acquisition_size} is not in {study}.acquisition_sizes "
+                              f"{grid.acquisition_sizes}.")
+        return dataclasses.replace(self.learn[dataset], acquisition_size=acquisition_size, budget=grid.budget)
 
     def check_model(self, dataset: str, learn: Learn, split) -> None:
         """The model of ``learn`` against the prepared ``split`` of ``dataset``: a CNN needs images large enough."""
@@ -210,10 +221,10 @@ class Params:
         if learn.model == "mlp" and split.kind == "image":
             raise ConfigError(f"{key}.model = 'mlp': {dataset} holds images; use auto or cnn.")
 
-    def check_run(self, dataset: str, strategy: str, learn: Learn, split, study: bool = False) -> None:
-        """The checks of one run of ``strategy`` on ``dataset`` with ``learn`` (``learn.<dataset>``, or with
-        ``study`` its study variant) that need the prepared ``split`` (a bal.prepared.Split)."""
-        keys = ("study.acquisition_sizes", "study.budget") if study else (None, None)
+    def check_run(self, dataset: str, strategy: str, learn: Learn, split, study: str | None = None) -> None:
+        """The checks of one run of ``strategy`` on ``dataset`` with ``learn`` (``learn.<dataset>``, or its
+        variant in ``study``, a key of STUDIES) that need the prepared ``split`` (a bal.prepared.Split)."""
+        keys = (f"{study}.acquisition_sizes", f"{study}.budget") if study else (None, None)
         _check_data(self, dataset, learn, strategies.get(strategy), split, *keys)
 
 
@@ -299,7 +310,7 @@ def _check_seeds(key: str, seeds: list[int]) -> None:
 def _check(params: Params, data: dict) -> None:
     """Every check across keys that needs neither data nor a strategy's or source's module; ``data`` is
     params.yaml as read, for what must be written out."""
-    study, known, grids = params.study, list(params.datasets()), params.every_grid()
+    known, grids = list(params.datasets()), params.every_grid()
     for name in sorted(set(params.prepare) & set(params.own)):
         raise ConfigError(f"own.{name} is in prepare too; a dataset has one entry.")
     names = strategies.names()
@@ -311,21 +322,27 @@ def _check(params: Params, data: dict) -> None:
         raise ConfigError(f"options.{name} is not a known key: not a strategy; strategies: {', '.join(names)}.")
     _check_names("simulate.datasets", params.simulate.datasets, list(params.own),
                  "must be one of your own datasets, under own (the built-in ones have the run and survey grids)")
-    twice = set(params.run.datasets) & set(params.survey.datasets)
-    _require(not twice, "survey.datasets", sorted(twice)[0] if twice else None,
-             "is in run.datasets too; a dataset's runs belong to one grid (both write data/runs/<dataset>)")
+    for i, later in enumerate(GRIDS):
+        for earlier in GRIDS[:i]:
+            twice = set(getattr(params, earlier).datasets) & set(getattr(params, later).datasets)
+            _require(not twice, f"{later}.datasets", sorted(twice)[0] if twice else None,
+                     f"is in {earlier}.datasets too; a dataset's runs belong to one grid (each writes data/runs/<dataset>)")
     for grid_name, grid in grids.items():
         for name in grid.datasets:
             if name not in params.learn:
                 raise ConfigError(f"learn.{name} is missing; {grid_name}.datasets holds {name}, so give it an entry "
                                   "(at least {budget: ..., acquisition_size: ...}).")
-    for dataset in study.datasets:
-        missing = [name for name in STUDY_LEARN_KEYS if name not in data["learn"][dataset]]
-        if missing:
-            raise ConfigError(f"learn.{dataset}.{missing[0]} is missing; study.datasets holds {dataset}, whose study "
-                              "stages depend on that key, so write it out (null for the default).")
-    _require(len(set(study.acquisition_sizes)) == len(study.acquisition_sizes), "study.acquisition_sizes",
-             study.acquisition_sizes, "sizes must not repeat")
+    both = set(params.study.datasets) & set(params.single.datasets)
+    _require(not both, "single.datasets", sorted(both)[0] if both else None,
+             "is in study.datasets too; a dataset's study runs belong to one grid (both write data/study/<dataset>)")
+    for name, study in params.studies().items():
+        for dataset in study.datasets:
+            missing = [key for key in STUDY_LEARN_KEYS if key not in data["learn"][dataset]]
+            if missing:
+                raise ConfigError(f"learn.{dataset}.{missing[0]} is missing; {name}.datasets holds {dataset}, whose "
+                                  f"{name} stages depend on that key, so write it out (null for the default).")
+        _require(len(set(study.acquisition_sizes)) == len(study.acquisition_sizes), f"{name}.acquisition_sizes",
+                 study.acquisition_sizes, "sizes must not repeat")
     _require(params.compute.device in ("cpu", "cuda") or params.compute.device.startswith("cuda:"),
              "compute.device", params.compute.device, f"must be {DEVICES}: results depend on the device, so name it")
     _require(params.report.prediction in PREDICTIONS, "report.prediction", params.report.prediction,
@@ -338,10 +355,10 @@ def _check(params: Params, data: dict) -> None:
         _check_names(f"suggest.{name}.strategy", [suggest.strategy], names)
     for name, learn in params.learn.items():
         _check_learn(learn, f"learn.{name}")
-    for dataset in study.datasets:
-        for size in study.acquisition_sizes:
-            _require(size >= 1, "study.acquisition_sizes", size, "must be at least 1")
-        _require(study.budget >= 1, "study.budget", study.budget, "must be at least 1")
+    for name, study in params.studies().items():
+        for size in study.acquisition_sizes if study.datasets else ():
+            _require(size >= 1, f"{name}.acquisition_sizes", size, "must be at least 1")
+        _require(study.budget >= 1 or not study.datasets, f"{name}.budget", study.budget, "must be at least 1")
 
 
 def _check_learn(learn: Learn, key: str) -> None:
@@ -404,7 +421,8 @@ def _check_data(
                  f"{split.copies} copies of each original) and the pool ({pool} points)")
     if strategy.check_run is not None:
         strategy.check_run(params._strategy_options(strategy),
-                           strategies.Run(dataset, pool, learn.budget, budget_key, learn.mc_samples, classes))
+                           strategies.Run(dataset, pool, learn.budget, budget_key, learn.mc_samples, classes,
+                                          0 if split.target_x is None else len(split.target_x)))
 
 
 def _check_samples(learn: Learn, key: str, grid: list[strategies.Strategy]) -> None:

@@ -58,3 +58,33 @@ def mutual_information(log_probs_N_K_C: torch.Tensor) -> torch.Tensor:
     Clamped at 0: the true value is never negative, and float rounding must not make it so.
     """
     return (predictive_entropy(log_probs_N_K_C) - expected_entropy(log_probs_N_K_C)).clamp_min(0.0)
+
+
+def epig(log_probs_N_K_C: torch.Tensor, target_log_probs_M_K_C: torch.Tensor,
+         chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
+    """EPIG (Bickford Smith et al. 2023) in nats, float64: for each candidate x, the mean over M target
+    inputs x* of I(y; y* | x, x*).
+
+    Both tensors come from the same K consistent MC samples, which make the joint predictive
+    p(y, y*) = (1/K) sum_k p(y | x, w_k) p(y* | x*, w_k) one matrix product over K; then
+    I = H[p(y)] + H[p(y*)] - H[p(y, y*)]. Candidates go in chunks, so extra memory stays at
+    ``chunk_elements`` float64 numbers whatever N.
+    """
+    n, k, c = log_probs_N_K_C.shape
+    m, k_targets, c_targets = target_log_probs_M_K_C.shape
+    if m == 0:
+        raise ValueError("epig needs at least one target input, got 0.")
+    if k_targets != k:
+        raise ValueError(f"epig needs the targets predicted with the candidates' K = {k} masks, got K = {k_targets}.")
+    probs_K_MC = target_log_probs_M_K_C.double().exp().permute(1, 0, 2).reshape(k, m * c_targets) / k
+    target_entropy = predictive_entropy(target_log_probs_M_K_C).mean()
+    chunk = max(1, chunk_elements // (c * m * c_targets))
+    scores_N = torch.empty(n, dtype=torch.float64, device=log_probs_N_K_C.device)
+    for start in range(0, n, chunk):
+        log_probs_X_K_C = log_probs_N_K_C[start : start + chunk]
+        probs_XC_K = log_probs_X_K_C.double().exp().transpose(1, 2).reshape(-1, k)
+        joint_XC_MC = probs_XC_K @ probs_K_MC  # p(y, y*) for each candidate and target
+        terms_X_C_M_C = torch.special.entr(joint_XC_MC, out=joint_XC_MC).view(-1, c, m, c_targets)
+        joint_entropy_X = terms_X_C_M_C.sum(dim=(1, 3)).mean(dim=1)
+        scores_N[start : start + chunk] = predictive_entropy(log_probs_X_K_C) + target_entropy - joint_entropy_X
+    return scores_N.clamp_min(0.0)

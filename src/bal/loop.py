@@ -92,20 +92,25 @@ def pool_subset(
 def pool_inputs(
     model: McDropoutNet, pool_x: torch.Tensor, candidates_P: torch.Tensor, unlabelled_U: torch.Tensor,
     strategy: Strategy, input_options: dict, settings: LoopSettings, generator: torch.Generator,
+    target_x: torch.Tensor | None = None,
 ) -> PoolInputs:
     """The candidates' :class:`PoolInputs`, with only the fields that ``strategy.inputs`` name.
 
-    EPIG's targets are ``input_options["targets"]`` points drawn at random from the whole unlabelled
-    pool (the pool-based setting of Bickford Smith et al. 2023), predicted in one call with the
-    candidates, so both see the same K masks.
+    EPIG's targets are ``input_options["targets"]`` inputs drawn at random, predicted in one call with
+    the candidates, so both see the same K masks: from the dataset's target set ``target_x`` if the
+    strategy takes it (``strategy.target_set``) and there is one, else from the whole unlabelled pool
+    (the two settings of Bickford Smith et al. 2023).
     """
     inputs, x = strategy.inputs, pool_x[candidates_P]
     m = input_options["targets"] if "target_log_probs_M_K_C" in inputs else 0
-    if m > len(unlabelled_U):
-        raise ValueError(f"{strategy.name} needs {m} target inputs, more than the {len(unlabelled_U)} unlabelled points.")
+    from_target_set = strategy.target_set and target_x is not None
+    source_x, source_U = (target_x, torch.arange(len(target_x))) if from_target_set else (pool_x, unlabelled_U)
+    if m > len(source_U):
+        where = "inputs of the target set" if from_target_set else "unlabelled points"
+        raise ValueError(f"{strategy.name} needs {m} target inputs, more than the {len(source_U)} {where}.")
     if m:
-        targets_M = unlabelled_U[torch.randperm(len(unlabelled_U), generator=generator)[:m]]
-        x = torch.cat([x, pool_x[targets_M]])
+        targets_M = source_U[torch.randperm(len(source_U), generator=generator)[:m]]
+        x = torch.cat([x, source_x[targets_M]])
     k = settings.mc_samples if "log_probs_N_K_C" in inputs else 0
     dropout_off = "dropout_off_probs_N_C" in inputs or "features_N_H" in inputs
     n, fields = len(candidates_P), {}
@@ -252,7 +257,8 @@ def run(
                 candidates_P = pool_subset(
                     candidates_P, split.original(candidates_P), settings.pool_subset // split.copies, generator
                 )
-            pool = pool_inputs(model, split.pool_x, candidates_P, unlabelled_U, strategy, input_options, settings, generator)
+            pool = pool_inputs(model, split.pool_x, candidates_P, unlabelled_U, strategy, input_options, settings, generator,
+                               split.target_x)
             score_seconds = time.perf_counter() - tic
 
             tic = time.perf_counter()

@@ -4,7 +4,8 @@ A prepared dataset is a folder of ``.npy`` arrays plus ``manifest.json`` holding
 sha256 and the metadata; :func:`load_prepared` refuses a folder whose files do not match it and
 returns model-ready tensors. Besides pool, validation and test, a dataset may hold a *dev* split,
 held out of the pool for protocol decisions so that they are never made on the test set, and
-*unlabelled* items: the ones a ``suggest`` stage ranks for labelling.
+*unlabelled* items: the ones a ``suggest`` stage ranks for labelling, and a *target set*: unlabelled
+inputs from the test distribution, where it differs from the pool's, for EPIG's targets.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from bal.io import write_json
 CHUNK_ELEMENTS = 2**23  # float64 elements (64 MiB) per step when normalising or writing large arrays; it sets the
 # normalisation's summation order, so it is the prepared folders' own (a change moves every manifest's mean and std)
 ARRAYS = ("pool_x", "pool_y", "val_x", "val_y", "test_x", "test_y")
-OPTIONAL_ARRAYS = ("dev_x", "dev_y", "unlabelled_x")
+OPTIONAL_ARRAYS = ("dev_x", "dev_y", "unlabelled_x", "target_x")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Split:
     dev_x: torch.Tensor | None = None  # the dev split, where the dataset has one
     dev_y: torch.Tensor | None = None
     unlabelled_x: torch.Tensor | None = None  # items without a label, for the suggest stage
+    target_x: torch.Tensor | None = None  # EPIG's target set, where the test distribution differs from the pool's
     unlabelled_items: tuple[str, ...] = ()  # their file paths or CSV line numbers
     class_names: tuple[str, ...] = ()
     kind: str = "table"  # "image" or "table": what model: auto builds

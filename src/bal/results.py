@@ -15,7 +15,7 @@ from bal.errors import DataError
 
 THRESHOLDS = (0.80, 0.85, 0.90, 0.95, 0.97)  # 80% and 85% for harder data (Fashion-MNIST)
 BASELINES = ("random", "bald")  # every strategy is compared with these, seed by seed
-STAGES = {"run": "learn", "survey": "survey", "simulate": "simulate"}  # the stages of each grid of params.yaml, by its key
+STAGES = {"run": "learn", "survey": "survey", "shift": "shift", "simulate": "simulate"}  # each learn grid's stages, by its key
 
 # Published MNIST numbers. Gal, Islam & Ghahramani 2017, Table 1: labels to 10% and 5% test error,
 # as {strategy: {labels: accuracy %}} marks; Table 2: test error (%) at 1,000 labels.
@@ -29,15 +29,16 @@ BATCHBALD_2019 = {10: {"batchbald": {105: 90, 225: 95}, "bald": {155: 90}}, 5: {
 
 def read_runs(
     runs: Path, dataset: str, strategies: list[str], seeds: list[int], name: str, size: int | None = None,
-    missing_ok: bool = False, group: str = "learn",
+    missing_ok: bool = False, group: str | None = None,
 ) -> dict:
     """``{strategy: {seed: table}}`` of the ``group`` stages' ``name`` CSVs (curve.csv or acquired.csv;
-    group learn or survey), or with ``size`` of the study stages' with that acquisition size.
+    group learn, survey, shift or simulate), or with ``size`` of the ``group`` study stages' (study or
+    single) with that acquisition size. ``group`` names the stage in messages (default learn or study).
 
     A missing run is an error, or with ``missing_ok`` a warning naming its stage, so that a grid
     that is still running can be summarised (each summary lists the seeds it holds).
     """
-    tables = {}
+    tables, group = {}, group or ("learn" if size is None else "study")
     for strategy in strategies:
         tables[strategy] = {}
         for seed in seeds:
@@ -45,7 +46,7 @@ def read_runs(
                 path, stage = runs / dataset / strategy / str(seed) / name, f"{group}@{dataset}-{strategy}-{seed}"
             else:
                 path = runs / dataset / strategy / f"b{size}" / str(seed) / name
-                stage = f"study@{dataset}-{strategy}-{size}-{seed}"
+                stage = f"{group}@{dataset}-{strategy}-{size}-{seed}"
             if path.is_file():
                 tables[strategy][seed] = pd.read_csv(path)
             elif missing_ok:

@@ -17,16 +17,21 @@ def random_parts(n: int, sizes: dict[str, int], generator: torch.Generator) -> d
     return dict(zip(sizes, torch.split(torch.randperm(n, generator=generator), list(sizes.values()))))
 
 
-def stratified_holdout(y_N: np.ndarray, n: int, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` indices drawn at random class by class, in proportion to the classes (largest
-    remainders get the rounding), and the rest: ``(held_out, rest)``, each sorted."""
-    classes, counts = np.unique(y_N, return_counts=True)
+def stratified_holdout(
+    y_N: np.ndarray, n: int, generator: torch.Generator, mix_y: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` indices drawn at random class by class, in proportion to the classes of ``mix_y``
+    (default ``y_N`` itself; largest remainders get the rounding), and the rest: ``(held_out, rest)``,
+    each sorted."""
+    classes, counts = np.unique(y_N if mix_y is None else mix_y, return_counts=True)
     exact = n * counts / counts.sum()
     quota = np.floor(exact).astype(int)
     quota[np.argsort(-(exact - quota), kind="stable")[: n - quota.sum()]] += 1
     held = []
     for c, q in zip(classes, quota):
         of_class = np.flatnonzero(y_N == c)
+        if len(of_class) < q:
+            raise DataError(f"class {c} has {len(of_class)} items to draw from, fewer than its share {q} of {n}.")
         held.append(of_class[torch.randperm(len(of_class), generator=generator)[:q].numpy()])
     held_out = np.sort(np.concatenate(held))
     return held_out, np.setdiff1d(np.arange(len(y_N)), held_out)
@@ -43,11 +48,15 @@ def split_indices(n: int, n_validation: int, n_dev: int, generator: torch.Genera
 def split_arrays(
     x: np.ndarray, y_N: np.ndarray, key: str, n_validation: int, n_dev: int, seed: int,
     test: tuple[np.ndarray, np.ndarray] | None = None, n_test: int = 0,
-    rare_classes: list[int] | None = None, rare_keep: float = 1.0,
+    rare_classes: list[int] | None = None, rare_keep: float = 1.0, n_target: int = 0,
 ) -> dict:
     """The split arrays (as ``(x, indices)`` where they are taken from ``x``): a given test set, or
     a class-stratified ``n_test`` held out first; then validation, dev and pool. The pool alone
-    keeps only a random ``rare_keep`` of each class in ``rare_classes``."""
+    keeps only a random ``rare_keep`` of each class in ``rare_classes``.
+
+    ``n_target`` > 0 draws a target set (EPIG's target inputs, ``target_x`` without labels) of that
+    many dev items with the test set's class mix, which leave dev. It is drawn last and from dev, so
+    that the pool, validation and test are the ones the same options give without it."""
     generator = torch.Generator().manual_seed(seed)
     arrays = {}
     rest = np.arange(len(y_N))
@@ -71,6 +80,14 @@ def split_arrays(
             kept.append(of_class[torch.randperm(len(of_class), generator=generator)[: round(rare_keep * len(of_class))].numpy()])
         pool = np.sort(np.concatenate(kept))
         arrays["pool_x"], arrays["pool_y"] = (x, pool), y_N[pool]
+    if n_target:
+        dev = arrays["dev_x"][1]
+        try:
+            target, rest = stratified_holdout(y_N[dev], n_target, generator, mix_y=arrays["test_y"])
+        except DataError as err:
+            raise DataError(f"{key}.n_target = {n_target}: too many for the dev split of {len(dev)}: {err}") from None
+        arrays["target_x"] = (x, dev[target])
+        arrays["dev_x"], arrays["dev_y"] = (x, dev[rest]), y_N[dev[rest]]
     return arrays
 
 

@@ -1,6 +1,6 @@
 """MNIST and Fashion-MNIST through torchvision: the 60,000 training images less validation and dev
 form the pool; the 10,000 test images stay whole. Optionally an unbalanced pool (the EPIG paper's
-setting: some classes thinned) or a repeated one (the BatchBALD paper's Repeated-MNIST: every pool
+setting: some classes thinned, with a target set for EPIG) or a repeated one (the BatchBALD paper's Repeated-MNIST: every pool
 image ``repeats`` times, each copy with Gaussian noise, made when a learn stage loads it)."""
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class Options:
     seed: int = 0
     rare_classes: list[int] | None = None  # an unbalanced pool (the EPIG paper): these classes thinned ...
     rare_keep: float = 1.0  # ... to this fraction of their pool items; validation, dev and test stay balanced
+    n_target: int = 0  # EPIG's target set: unlabelled inputs with the test set's class mix, taken out of dev
     repeats: int = 1  # Repeated-MNIST: the pool this many times ...
     noise_std: float = 0.0  # ... each copy with isotropic Gaussian noise of this std (normalised units)
 
@@ -39,6 +40,8 @@ class Options:
         for c in self.rare_classes or ():
             require(0 <= c <= 9, "rare_classes", c, "must be classes 0 to 9")
         require(0 < self.rare_keep <= 1, "rare_keep", self.rare_keep, "must be a fraction in (0, 1]")
+        require(0 <= self.n_target <= self.n_dev, "n_target", self.n_target,
+                f"must be between 0 and n_dev ({self.n_dev}): the target set is taken out of the dev split")
         require(self.repeats >= 1, "repeats", self.repeats, "must be at least 1")
         require(self.noise_std >= 0, "noise_std", self.noise_std, "must be non-negative")
         require(self.noise_std == 0 or self.repeats > 1, "noise_std", self.noise_std,
@@ -104,7 +107,7 @@ def build(options: Options, key: str, context: dict) -> Prepared:
     name = options.dataset
     train_x, train_y, test_x, test_y = fetch_torchvision(name, context["raw_root"], context["local_copies"].get(name))
     arrays = split_arrays(train_x, train_y, key, options.n_validation, options.n_dev, options.seed, (test_x, test_y),
-                          rare_classes=options.rare_classes, rare_keep=options.rare_keep)
+                          rare_classes=options.rare_classes, rare_keep=options.rare_keep, n_target=options.n_target)
     repeat = ({"times": options.repeats, "noise_std": options.noise_std, "seed": options.seed}
               if options.repeats > 1 else None)
     return Prepared(arrays, "image", CLASS_NAMES[name], normalisation(arrays["pool_x"]), repeat)

@@ -78,6 +78,16 @@ class BetaOptions:
         require(0 <= self.beta < math.inf, "beta", self.beta, "must be a finite number >= 0")
 
 
+@dataclass(frozen=True)
+class TargetOptions:
+    """EPIG's: how many target inputs the loop draws each round (an input option: it computes the inputs)."""
+
+    targets: int = 100
+
+    def __post_init__(self):
+        require(self.targets >= 1, "targets", self.targets, "must be at least 1")
+
+
 class Run(NamedTuple):
     """What a strategy's :attr:`Strategy.check_run` may need to know of one run before it starts."""
 
@@ -87,6 +97,7 @@ class Run(NamedTuple):
     budget_key: str  # the params key that sets the budget, for messages
     mc_samples: int
     classes: int
+    target_set: int = 0  # the dataset's target set's size (0: it has none)
 
 
 @dataclass(frozen=True)
@@ -105,6 +116,7 @@ class Strategy:
     options: type = NoOptions  # the dataclass of options.<name>; it checks its own values
     input_options: tuple[str, ...] = ()  # its options that say how to compute its inputs (the loop's, not its own)
     check_run: Callable[[object, Run], None] | None = None  # (options, run) -> raises bal.errors.ConfigError if they clash
+    target_set: bool = False  # its target inputs come from the dataset's target set where it has one, else the pool
     name: str = ""
 
     def split_options(self, options: dict) -> tuple[dict, dict]:
