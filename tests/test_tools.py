@@ -50,7 +50,27 @@ def test_ranks_over_the_strategies_every_dataset_ran_with_spearman_against_the_f
         "| `random` | 3 | 3 |",
     ]
     # ranks a: x 1, y 2, random 3; b: y 1, x 2, random 3 (w is not in b, z not in a): rho = 1 - 6 * 2 / (3 * 8)
-    assert rows[5] == "| Spearman ρ with the first | 1.00 | 0.50 |"
+    assert rows[5] == "| Spearman ρ with the first [95% interval] | 1.00 | 0.50 |"  # 3 strategies: no interval
+
+
+def test_spearman_interval_is_fishers_z_with_fieller_s_error():
+    common = list("abcdefgh")
+    first = {s: i + 1 for i, s in enumerate(common)}
+    swapped = {**first, "a": 2, "b": 1}  # one swap of 8: rho = 1 - 6 * 2 / (8 * 63) = 0.976
+    # z = atanh(0.97619) = 2.2054, half = 1.96 * sqrt(1.06 / 5) = 0.9024: tanh(1.3030) = 0.862, tanh(3.1078) = 0.996
+    assert results_tables.spearman(first, swapped, common) == "0.98 [0.86, 1.00], n = 8 strategies"
+    assert results_tables.spearman(first, first, common) == "1.00 (identical ranks)"
+
+
+def test_verdicts_read_the_interval_and_know_which_way_is_better():
+    d = lambda low, high, n=3, bound=None: {"mean": (low + high) / 2, "ci95": [low, high] if n >= 3 else None,  # noqa: E731
+                                            "by_seed": [low, high], "n": n, "bound": bound}
+    assert results_tables.verdict(d(0.01, 0.03), higher_is_better=True) == "ahead"
+    assert results_tables.verdict(d(0.01, 0.03), higher_is_better=False) == "behind"  # more labels needed
+    assert results_tables.verdict(d(-0.01, 0.03), higher_is_better=True) == "no difference shown"
+    assert results_tables.verdict(d(-30, -10), higher_is_better=False) == "ahead"
+    assert results_tables.verdict(d(1, 2, n=2), higher_is_better=True) == "too few seeds for an interval (n = 2)"
+    assert results_tables.negated(d(-30, -10))["ci95"] == [10, 30]
 
 
 def test_preflight_names_the_datasets_that_would_train_in_emulated_bf16():

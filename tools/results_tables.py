@@ -2,6 +2,10 @@
 numbers beside them.
 
     python tools/results_tables.py > docs/results.md    # reads metrics/summary.json and metrics/study.json
+    python tools/results_tables.py --readme README.md    # rewrites the README's generated results blocks
+
+The README's results are blocks between ``<!-- results: NAME -->`` and ``<!-- /results -->``, each rendered
+here from the metrics (tests/test_readme.py checks that the README holds exactly what the metrics say).
 
 Labels to an accuracy are "median (interquartile range over seeds)"; "—" where the median seed never
 reached it within the budget, and ">N" for a quartile that never did. Accuracy is mean ± standard
@@ -14,7 +18,12 @@ reached a threshold counts as the budget (a lower bound), and a difference holdi
 from __future__ import annotations
 
 import json
+import math
+import re
 from pathlib import Path
+
+import scipy.stats
+import typer
 
 from bal.config import load_params
 from bal.results import BATCHBALD_2019, GAL_2017, GAL_2017_ERROR_AT_1000, THRESHOLDS
@@ -127,11 +136,22 @@ def ranks(summary: dict) -> str:
             d = content[strategy].get("vs_random")
             cells.append(f"{rank[dataset][strategy]}" + ("" if d is None else f" ({_difference(d['auc'], 100, ' pp')})"))
         rows.append(f"| `{strategy}` | " + " | ".join(cells) + " |")
-    n = len(common)
-    rho = {d: 1 - 6 * sum((r[s] - first[s]) ** 2 for s in common) / (n * (n * n - 1)) if n > 1 else float("nan")
-           for d, r in rank.items()}
-    rows.append("| Spearman ρ with the first | " + " | ".join(f"{rho[d]:.2f}" for d in summary) + " |")
+    rows.append("| Spearman ρ with the first [95% interval] | "
+                + " | ".join(spearman(first, r, common) for r in rank.values()) + " |")
     return "\n".join(rows)
+
+
+def spearman(a: dict[str, int], b: dict[str, int], common: list[str]) -> str:
+    """The Spearman rank correlation of two rankings of ``common`` with its 95% interval: Fisher's z with
+    Fieller, Hartley & Pearson's (1957) standard error sqrt(1.06 / (n - 3)), from n = 4 strategies."""
+    n = len(common)
+    if n < 2:
+        return "—"
+    rho = 1 - 6 * sum((a[s] - b[s]) ** 2 for s in common) / (n * (n * n - 1))
+    if n < 4 or abs(rho) == 1:
+        return f"{rho:.2f}" + ("" if n < 4 else " (identical ranks)" if rho == 1 else " (reversed ranks)")
+    z, half = math.atanh(rho), 1.96 * math.sqrt(1.06 / (n - 3))
+    return f"{rho:.2f} [{math.tanh(z - half):.2f}, {math.tanh(z + half):.2f}], n = {n} strategies"
 
 
 def study(by_size: dict, dataset: str) -> str:
@@ -155,10 +175,202 @@ def study(by_size: dict, dataset: str) -> str:
     return "\n".join(rows)
 
 
-def main() -> None:
+NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "mnist_unbalanced": "the unbalanced pool",
+         "twomoons": "TwoMoons", "repeated_mnist": "Repeated-MNIST"}
+
+
+def negated(d: dict | None) -> dict | None:
+    """A paired difference a - b as b - a."""
+    if d is None:
+        return None
+    flip = {None: None, "lower": "upper", "upper": "lower", "none": "none"}
+    return {**d, "mean": -d["mean"], "by_seed": [-x for x in d["by_seed"]], "bound": flip[d["bound"]],
+            "ci95": None if d["ci95"] is None else [-d["ci95"][1], -d["ci95"][0]]}
+
+
+def verdict(d: dict | None, higher_is_better: bool) -> str:
+    """What a paired difference (the first strategy's value less the second's) shows, read off its interval."""
+    if d is None:
+        return "not run on paired seeds yet"
+    if d["ci95"] is None:
+        return f"too few seeds for an interval (n = {d['n']})"
+    if d["bound"] == "none":
+        return "no answer: both sides missed the threshold on some seed"
+    low, high = d["ci95"]
+    if low <= 0 <= high:
+        return "no difference shown"
+    return "ahead" if (low > 0) == higher_is_better else "behind"
+
+
+def versus(summary: dict, a: str, b: str, threshold: int) -> str:
+    """``a`` against ``b`` on paired seeds: AUC and labels to ``threshold`` %, each with its verdict."""
+    if a not in summary or b not in summary:
+        missing = a if a not in summary else b
+        return f"`{missing}` has not run yet"
+    if f"vs_{b}" in summary[a]:
+        d = summary[a][f"vs_{b}"]
+    elif f"vs_{a}" in summary[b]:
+        d = {metric: negated(x) for metric, x in summary[b][f"vs_{a}"].items()}
+    else:
+        return f"no paired comparison of `{a}` with `{b}`"
+    auc, labels_ = d["auc"], d[f"labels_to_{threshold}"]
+    return (f"AUC {_difference(auc, 100, ' pp')} ({verdict(auc, True)}), labels to {threshold}% "
+            f"{_difference(labels_, 1, '')} ({verdict(labels_, False)})")
+
+
+def interval(values: list[float], scale: float = 1.0, places: int = 0) -> str:
+    """Mean with its 95% t-interval (n - 1 df) from n >= 3 values, else the values."""
+    xs = [scale * x for x in values]
+    n, mean = len(xs), sum(xs) / len(xs)
+    fmt = lambda x: f"{x:.{places}f}"  # noqa: E731
+    if n < 3:
+        return f"{fmt(mean)} (seeds: {', '.join(fmt(x) for x in xs)}), n = {n}"
+    half = scipy.stats.t.ppf(0.975, n - 1) * math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1) / n)
+    return f"{fmt(mean)} [{fmt(mean - half)}, {fmt(mean + half)}], n = {n}"
+
+
+def gal_tables(summary: dict) -> str:
+    """Gal et al. 2017's Table 1 (labels to 10% and 5% test error) and Table 2 (test error at 1,000 labels)
+    beside ours: means over seeds with 95% t-intervals; a seed that never reached an accuracy counts as the
+    budget, and its row says so."""
+    rows = ["| strategy | labels to 90%: ours | Gal et al. | labels to 95%: ours | Gal et al. | test error at 1,000: ours (%) | Gal et al. (%) |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
+    for strategy, marks in GAL_2017.items():
+        if strategy not in summary:
+            rows.append(f"| `{strategy}` | not run yet | {paper(marks).split(' / ')[0]} | | {paper(marks).split(' / ')[1]} | | "
+                        f"{GAL_2017_ERROR_AT_1000[strategy]:.2f} |")
+            continue
+        s, cells = summary[strategy], []
+        for t in (90, 95):
+            by_seed = [s["final_labels"] if x is None else x for x in s[f"labels_to_{t}_by_seed"]]
+            cells += [("≥ " if None in s[f"labels_to_{t}_by_seed"] else "") + interval(by_seed),
+                      paper(marks).split(" / ")[t == 95]]
+        n, std = len(s["seeds"]), s["final_accuracy_std"]
+        error = 100 * (1 - s["final_accuracy"])
+        spread = "" if n < 3 else f" [{error - scipy.stats.t.ppf(0.975, n - 1) * 100 * std / math.sqrt(n):.2f}, " \
+            f"{error + scipy.stats.t.ppf(0.975, n - 1) * 100 * std / math.sqrt(n):.2f}]"
+        rows.append(f"| `{strategy}` | " + " | ".join(cells) + f" | {error:.2f}{spread}, n = {n} | "
+                    f"{GAL_2017_ERROR_AT_1000[strategy]:.2f} |")
+    return "\n".join(rows)
+
+
+def expected_runs(params) -> dict[str, tuple[str, int]]:
+    """Each dataset of the grids, with the name of its grid and how many runs the grid gives it."""
+    runs = {}
+    for name, grid in params.grids().items():
+        for dataset in grid.datasets:
+            runs[dataset] = (name, len(grid.strategies) * len(grid.seeds))
+    for name, study in params.studies().items():
+        for dataset in study.datasets:
+            runs[f"{name}:{dataset}"] = (name, len(study.strategies) * len(study.seeds) * len(study.acquisition_sizes))
+    return runs
+
+
+def grid_status(params, summary: dict, studies: dict) -> str:
+    """How far each grid has run: the runs in the metrics against the runs its params give it."""
+    parts = []
+    for key, (grid, total) in expected_runs(params).items():
+        if ":" in key:
+            name, dataset = key.split(":")
+            done = sum(len(s["seeds"]) for by_strategy in studies.get(dataset, {}).values() for s in by_strategy.values())
+            label = f"{NAMES.get(dataset, dataset)}, {'the acquisition-size study' if name == 'study' else 'one label a round'}"
+        else:
+            done, label = sum(len(s["seeds"]) for s in summary.get(key, {}).values()), NAMES.get(key, key)
+        parts.append(f"{label} (`{grid}`) {done} of {total} runs")
+    return "Runs in the metrics: " + "; ".join(parts) + "."
+
+
+def questions(summary: dict, studies: dict) -> str:
+    """The three questions the grids answer, each with its paired comparisons."""
+    mnist, unbalanced = summary.get("mnist", {}), summary.get("mnist_unbalanced", {})
+    lines = ["- **Does BALD beat max entropy and variation ratios on MNIST, as Gal et al. found?** "
+             f"BALD against max entropy: {versus(mnist, 'bald', 'max_entropy', 95)}. "
+             f"BALD against variation ratios: {versus(mnist, 'bald', 'variation_ratios', 95)}.",
+             "- **Does BatchBALD beat BALD at acquisition size 10?** On MNIST: "
+             f"{versus(mnist, 'batchbald', 'bald', 95)}."]
+    repeated = studies.get("repeated_mnist", {}).get("b10", {})
+    if "batchbald" in repeated and "bald" in repeated:
+        b, a = repeated["batchbald"], repeated["bald"]
+        lines[-1] += (f" On Repeated-MNIST (medians over {len(b['seeds'])} and {len(a['seeds'])} seeds, too few "
+                      f"for an interval): labels to 90% {labels(b, 90)} against {labels(a, 90)}, accuracy at "
+                      f"{b['final_labels']} {accuracy(b)} against {accuracy(a)}.")
+    lines.append("- **Does EPIG, with its targets from a target set of the test distribution, beat BALD on the "
+                 f"unbalanced pool?** EPIG against BALD: {versus(unbalanced, 'epig', 'bald', 90)}. "
+                 f"EPIG with pool targets (`epig_pool`) against BALD: {versus(unbalanced, 'epig_pool', 'bald', 90)}.")
+    return "\n".join(lines)
+
+
+def single(studies: dict) -> str:
+    """The runs at acquisition size 1 beside the same strategies at size 10."""
+    rows = []
+    for dataset, by_size in studies.items():
+        if "b1" in by_size:
+            rows.append(study({"b1": by_size["b1"]}, dataset))
+    return "\n\n".join(rows) or "Not run yet."
+
+
+def protocol(params) -> str:
+    """The MNIST protocol, as params.yaml sets it."""
+    learn = params.learn["mnist"]
+    return (f"{learn.initial_per_class * 10} balanced initial labels; each round a random {learn.pool_subset:,} of "
+            f"the pool scored with K = {learn.mc_samples} MC-dropout masks, the top {learn.acquisition_size} "
+            f"labelled and a fresh CNN trained, to {learn.budget:,} labels; the test set predicted with "
+            + ("dropout off" if params.report.prediction == "dropout_off" else
+               f"the mean over {learn.test_mc_samples} masks"))
+
+
+def shift_setting(params, dataset: str) -> str:
+    """How a pool of the shift grid differs from its test set, as params.yaml sets it."""
+    options = params.dataset(dataset).options
+    rare = ", ".join(map(str, options.rare_classes or []))
+    return (f"Classes {rare} thinned to {100 * options.rare_keep:.0f}% of their pool images; the test set keeps "
+            f"every class. `epig` draws its targets from a target set of {options.n_target:,} unlabelled dev images "
+            "with the test set's class mix, `epig_pool` from the pool.")
+
+
+def readme_blocks(params, summary: dict, studies: dict) -> dict[str, str]:
+    """Every generated block of the README's results, by name."""
+    rare = getattr(params.dataset("mnist_unbalanced").options, "rare_classes", None)
+    blocks = {"grids": grid_status(params, summary, studies), "questions": questions(summary, studies),
+              "gal": gal_tables(summary.get("mnist", {})), "single": single(studies), "protocol": protocol(params),
+              "shift": shift_setting(params, "mnist_unbalanced")}
+    for dataset in ("mnist", "mnist_unbalanced", "fashion_mnist", "twomoons"):
+        blocks[dataset] = (replication(summary[dataset], dataset, rare if dataset == "mnist_unbalanced" else None)
+                           if dataset in summary else "Not run yet.")
+    repeated = {size: by for size, by in studies.get("repeated_mnist", {}).items()}
+    blocks["repeated_mnist"] = study(repeated, "repeated_mnist") if repeated else "Not run yet."
+    both = {d: summary[d] for d in ("mnist", "fashion_mnist") if d in summary}
+    blocks["ranks"] = ranks(both) if len(both) == 2 else "Not run yet: Fashion-MNIST has no runs."
+    return blocks
+
+
+BLOCK = re.compile(r"(<!-- results: (\w+) -->)\n((?:(?!<!-- results:).)*?)\n?(<!-- /results -->)", re.S)
+
+
+def read_blocks(text: str) -> dict[str, str]:
+    return {m.group(2): m.group(3) for m in BLOCK.finditer(text)}
+
+
+def write_blocks(text: str, blocks: dict[str, str]) -> str:
+    unknown = sorted(set(read_blocks(text)) - set(blocks))
+    if unknown:
+        raise ValueError(f"the README has a block {unknown[0]!r} that nothing renders; blocks: {', '.join(blocks)}.")
+    return BLOCK.sub(lambda m: f"{m.group(1)}\n{blocks[m.group(2)]}\n{m.group(4)}", text)
+
+
+def metrics(root: Path) -> tuple[dict, dict]:
+    """metrics/summary.json and metrics/study.json (empty where a file is missing)."""
+    read = lambda name: json.loads((root / name).read_text()) if (root / name).is_file() else {}  # noqa: E731
+    return read("metrics/summary.json"), read("metrics/study.json")
+
+
+def main(readme: Path | None = typer.Option(None, help="rewrite this README's generated blocks in place")) -> None:
     params = load_params(Path("params.yaml"))
+    if readme is not None:
+        readme.write_text(write_blocks(readme.read_text(), readme_blocks(params, *metrics(Path(".")))))
+        return
     print("# Results tables\n\nWritten by `python tools/results_tables.py > docs/results.md` from the committed "
-          "`metrics/summary.json` and `metrics/study.json`. " + " ".join(__doc__.split("\n\n")[2].split()))
+          "`metrics/summary.json` and `metrics/study.json`. " + " ".join(__doc__.split("\n\n")[3].split()))
     for path in ("metrics/summary.json", "metrics/study.json"):
         if not Path(path).is_file():
             continue
@@ -180,4 +392,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    typer.run(main)
