@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from matplotlib.colors import to_hex
 
 import json
@@ -90,3 +91,12 @@ def test_a_strategy_has_one_colour_in_every_figure_and_in_dvc_plots():
     scale = template["encoding"]["color"]["scale"]
     assert len(scale["domain"]) == len(set(scale["domain"])) == len(scale["range"])
     assert dict(zip(scale["domain"], scale["range"])) == {s: style(s)[0] for s in names()}
+
+
+def test_the_band_is_the_sample_standard_deviation_over_seeds_as_in_the_tables():
+    fig = learning_curves(CURVES, [Panel("all", ["random", "bald"])])
+    random_band, bald_band = [c.get_paths()[0].vertices for c in fig.axes[0].collections if len(c.get_paths())]
+    at_30 = [y for x, y in random_band if abs(x - 30) < 1e-9]
+    # random's seeds: 60 and 70 at 30 labels: mean 65, sample std sqrt(50) = 7.07 (the population's would be 5)
+    assert max(at_30) == pytest.approx(65 + 50 ** 0.5) and min(at_30) == pytest.approx(65 - 50 ** 0.5)
+    assert all(y == pytest.approx(80) for x, y in bald_band if abs(x - 30) < 1e-9)  # one seed: no band

@@ -51,7 +51,7 @@ def _draw_curves(
     """Curves of ``column`` with bands, each strategy in its :func:`style`."""
     for strategy, by_seed in curves.items():
         (colour, marker), acc = style(strategy), accuracy_table(by_seed, column)
-        mean, std = acc.mean(axis=1), acc.std(axis=1, ddof=0).fillna(0)
+        mean, std = acc.mean(axis=1), acc.std(axis=1, ddof=1).fillna(0)  # the sample std, as the tables (one seed: 0)
         seeds = len(by_seed)
         ax.plot(mean.index, mean, color=colour, lw=1.4, label=f"{strategy} ({seeds} seed{'s' * (seeds > 1)})")
         ax.fill_between(mean.index, mean - std, mean + std, color=colour, alpha=0.18, linewidth=0)
