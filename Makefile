@@ -38,14 +38,14 @@ $(LABEL_STUDIO_VENV)/bin/label-studio:
 	$(LABEL_STUDIO_VENV)/bin/pip install --quiet label-studio==1.23.2
 
 # First a warning where this CPU would emulate bfloat16 training (tools/preflight.py).
-# The learn, survey, study and simulate stages are independent: tools/grid.py runs JOBS of them side by
+# The stages of the grids (learn, survey, shift, simulate, study, single) are independent: tools/grid.py runs JOBS of them side by
 # side on Dask (one torch thread each; --scheduler or --slurm for more machines, README), then dvc repro
 # the rest (aggregate, study_summary, figures).
 JOBS ?= $(shell nproc)
 repro: setup fashion-mnist
 	python tools/preflight.py
 	dvc repro --glob 'prepare*@*'  # the built-in datasets' prepare@* and your own files' prepare_own@*
-	python tools/grid.py --jobs $(JOBS)  # the out-of-date learn, survey, study and simulate stages on a Dask LocalCluster
+	python tools/grid.py --jobs $(JOBS)  # the grids' out-of-date stages on a Dask LocalCluster
 	dvc repro
 
 test: setup

@@ -113,6 +113,15 @@ def test_the_grid_orders_stale_stages_by_pattern_then_by_dvc_yaml_each_once():
     assert grid.ordered(stages, stale, []) == [s for s in stages if s in stale and s != "aggregate"]  # not aggregate
 
 
+def test_the_grid_runs_a_stage_of_every_grid_of_runs_and_nothing_else():
+    """Every stage group whose commands run learn.py (dvc.yaml) is a grid stage; summaries and prepares are not."""
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    runs_learn = {name for name, stage in spec.items() if "stages/learn.py" in str(stage.get("cmd", stage.get("do", {}).get("cmd")))}
+    assert runs_learn == {"learn", "survey", "shift", "simulate", "study", "single"}
+    stages = [f"{group}@d-s-0" for group in spec]
+    assert grid.ordered(stages, set(stages), []) == [f"{group}@d-s-0" for group in spec if group in runs_learn]
+
+
 def test_every_committed_ablation_has_its_params_file_commit_and_command():
     """Each run folder under data/ablations/ can be made again from the repository alone: its exact params
     file, whose first line names the commit, and either the tool's command in the file or the row of

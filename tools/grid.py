@@ -1,6 +1,6 @@
 """Run the grid's out-of-date stages on Dask: a LocalCluster by default, an existing scheduler, or Slurm.
 
-    python tools/grid.py                                  # every out-of-date learn, survey, study and simulate stage
+    python tools/grid.py                                  # every out-of-date stage of a grid (learn@, survey@, ...)
     python tools/grid.py 'learn@mnist-*' --jobs 2 --commit
     python tools/grid.py --scheduler tcp://host:8786      # workers you started (dask worker tcp://host:8786)
     python tools/grid.py --slurm --partition cpu --walltime 02:00:00 --memory 8GB --max-jobs 20
@@ -39,8 +39,11 @@ from pathlib import Path
 
 import typer
 
+from bal.config import STUDIES
+from bal.results import STAGES
+
 ROOT = Path(__file__).resolve().parents[1]
-GRID_STAGES = ("learn@", "survey@", "study@", "simulate@")
+GRID_STAGES = tuple(f"{stage}@" for stage in (*STAGES.values(), *STUDIES))  # learn@, survey@, shift@, ... single@
 LOG_LINES = 20
 
 
