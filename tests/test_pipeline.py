@@ -14,6 +14,8 @@ import pytest
 import yaml
 from PIL import Image
 
+from bal.config import GRIDS, STUDIES
+
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.smoke
 
@@ -66,6 +68,8 @@ def prepare_only(repo, datasets):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["prepare"] = {name: params["prepare"][name] for name in datasets}
     params["report"]["papers"] = [name for name in params["report"]["papers"] if name in datasets]
+    for grid in (*GRIDS, *STUDIES):  # and no grid names a dataset that is gone
+        params[grid]["datasets"] = [name for name in params[grid]["datasets"] if name in datasets]
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh("git", "commit", "-qam", f"prepare only {', '.join(datasets)}", cwd=repo)
 
@@ -152,6 +156,7 @@ def test_own_table_simulated_then_suggested_through_dvc(tmp_path_factory):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["prepare"] = {"twomoons": params["prepare"]["twomoons"]}
     params["report"]["papers"] = []  # mnist is not prepared here
+    params["shift"]["datasets"], params["single"]["datasets"] = [], []
     params["own"] = {"tiny": {"source": "csv", "path": "data/sources/tiny.csv", "n_validation": 5, "n_test": 20}}
     params["learn"]["tiny"] = {"budget": 12, "acquisition_size": 3, "mc_samples": 4, "train": {"steps": 20}}
     params["run"]["datasets"], params["survey"]["datasets"] = ["twomoons"], []  # the replication grid of what is prepared
