@@ -50,6 +50,9 @@ def main(
                     entry["copies_acquired"] = statistics.fmean(copies_acquired(t, n_originals) for t in by_seed.values())
                 if strategies.get(strategy).joint_scores:
                     entry.update(ceiling_picks(list(by_seed.values())))
+            for strategy, by_seed in panels[size].items():  # what a run costs: its rounds' timings, summed
+                summary[dataset][f"b{size}"][strategy]["seconds"] = statistics.fmean(
+                    c.filter(like="_seconds").to_numpy().sum() for c in by_seed.values())
         references = BATCHBALD_2019 if dataset in params.report.papers else None
         title = f"{dataset}: test accuracy vs labelled samples" + (" (hollow: BatchBALD paper)" if references else "")
         for fmt, data in render(curves_by_size(panels, title, references, (60, 100), column)).items():

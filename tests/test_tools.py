@@ -57,7 +57,7 @@ def test_spearman_interval_is_fishers_z_with_fieller_s_error():
     common = list("abcdefgh")
     first = {s: i + 1 for i, s in enumerate(common)}
     swapped = {**first, "a": 2, "b": 1}  # one swap of 8: rho = 1 - 6 * 2 / (8 * 63) = 0.976
-    # z = atanh(0.97619) = 2.2054, half = 1.96 * sqrt(1.06 / 5) = 0.9024: tanh(1.3030) = 0.862, tanh(3.1078) = 0.996
+    # z = atanh(0.97619) = 2.2094, half = 1.96 * sqrt(1.06 / 5) = 0.9024: tanh(1.3070) = 0.863, tanh(3.1118) = 0.996
     assert results_tables.spearman(first, swapped, common) == "0.98 [0.86, 1.00], n = 8 strategies"
     assert results_tables.spearman(first, first, common) == "1.00 (identical ranks)"
 
@@ -71,6 +71,11 @@ def test_verdicts_read_the_interval_and_know_which_way_is_better():
     assert results_tables.verdict(d(-30, -10), higher_is_better=False) == "ahead"
     assert results_tables.verdict(d(1, 2, n=2), higher_is_better=True) == "too few seeds for an interval (n = 2)"
     assert results_tables.negated(d(-30, -10))["ci95"] == [10, 30]
+    assert results_tables.negated(d(-30, -10, bound="lower"))["bound"] == "upper"
+    # only the first side censored: its true labels are at least the budget, so "fewer labels" is not shown
+    assert results_tables.verdict(d(-30, -10, bound="lower"), higher_is_better=False).startswith("no answer")
+    assert results_tables.verdict(d(10, 30, bound="lower"), higher_is_better=False) == "behind"
+    assert results_tables.verdict(d(10, 30, bound="upper"), higher_is_better=False).startswith("no answer")
 
 
 def test_preflight_names_the_datasets_that_would_train_in_emulated_bf16():
@@ -155,3 +160,13 @@ def test_equivalence_tells_a_comment_from_a_change_of_what_a_run_computes(tmp_pa
     changed = sh(*command, cwd=repo, check=False)
     assert changed.returncode == 1 and "data/runs/twomoons/bald/0/acquired.csv" in changed.stdout
     assert "DIFFERENT" in changed.stdout and "of the outputs differ" in changed.stdout
+
+
+def test_the_single_grid_s_block_sets_each_run_beside_its_batch_run_with_its_cost():
+    params = load_params(ROOT / "params.yaml")
+    run = {"seeds": [0], "final_accuracy": 0.9, "final_accuracy_std": 0.0, "auc": 0.8, "seconds": 5400.0}
+    batch = {**run, "seeds": [0, 1, 2], "final_accuracy_std": 0.01, "auc": 0.79}
+    assert results_tables.single(params, {}, {"mnist_unbalanced": {"b1": {}}}) == "Not run yet."
+    rows = results_tables.single(params, {"mnist_unbalanced": {"epig": batch}},
+                                 {"mnist_unbalanced": {"b1": {"epig": run}}}).splitlines()
+    assert rows[2:] == ["| `epig` | 1 | 1 | 90.00% | 80.00% | 90 min |", "| `epig` | 10 | 3 | 90.00% ± 1.00 | 79.00% | |"]

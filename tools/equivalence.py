@@ -108,7 +108,7 @@ def main(
     head: str = typer.Option(WORKTREE, help=f"the revision after it ({WORKTREE}: the working tree as it is)"),
     set_: list[str] = typer.Option([], "--set", help="params override at both revisions, e.g. learn.mnist.budget=40"),
     keep: bool = typer.Option(False, help="keep the scratch worktrees"),
-    jobs: int = typer.Option(2, help="stages at once: 2 runs the revisions side by side, 1 one after the other "
+    jobs: int = typer.Option(2, min=1, max=2, help="stages at once: 2 runs the revisions side by side, 1 one after the other "
                                      "(beside a running grid)"),
 ) -> None:
     scratch = Path(tempfile.mkdtemp(prefix="equivalence-"))
@@ -118,8 +118,11 @@ def main(
             checkout(revision, trees[side])
             override(trees[side] / "params.yaml", set_)
         pairs = [tuple(s.split("=", 1)) if "=" in s else (s, s) for s in stages]
-        plans = {side: dict(zip([new for _, new in pairs], resolve(trees[side], [p[i] for p in pairs]).values()))
-                 for i, side in enumerate(trees)}
+        resolved = {side: resolve(trees[side], [p[i] for p in pairs]) for i, side in enumerate(trees)}
+        plans = {side: {pair[1]: resolved[side][pair[i]] for pair in pairs} for i, side in enumerate(trees)}
+        for old, new in pairs:
+            if len(plans["base"][new][1]) != len(plans["head"][new][1]):
+                raise typer.BadParameter(f"{old} and {new} have different numbers of outputs; nothing to compare one by one")
         needed = {side: sorted({p for _, _, reads in plan.values() for p in reads}) for side, plan in plans.items()}
         prepares = {side: resolve(trees[side], [f"prepare@{Path(p).name}" for p in needed[side]]) for side in trees}
         order = [*prepares["head"], *plans["head"]]

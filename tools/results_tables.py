@@ -7,12 +7,7 @@ numbers beside them.
 The README's results are blocks between ``<!-- results: NAME -->`` and ``<!-- /results -->``, each rendered
 here from the metrics (tests/test_readme.py checks that the README holds exactly what the metrics say).
 
-Labels to an accuracy are "median (interquartile range over seeds)"; "—" where the median seed never
-reached it within the budget, and ">N" for a quartile that never did. Accuracy is mean ± standard
-deviation (sample, n − 1) over seeds. Paired differences are means over the n seeds both ran, with a
-95% t-interval (n − 1 degrees of freedom) where n ≥ 3, else each seed's difference; a seed that never
-reached a threshold counts as the budget (a lower bound), and a difference holding one is marked ≥ or ≤
-(a bound, not an estimate), or "censored" where both sides were. A published "—": no such number (the BatchBALD paper's BALD b=10 had not reached 95% at 260 labels).
+Conventions: CONVENTIONS below, printed at the top of docs/results.md.
 """
 
 from __future__ import annotations
@@ -27,6 +22,14 @@ import typer
 
 from bal.config import load_params
 from bal.results import BATCHBALD_2019, GAL_2017, GAL_2017_ERROR_AT_1000, THRESHOLDS
+
+
+CONVENTIONS = " ".join("""Labels to an accuracy are "median (interquartile range over seeds)"; "—" where the median seed never
+reached it within the budget, and ">N" for a quartile that never did. Accuracy is mean ± standard
+deviation (sample, n − 1) over seeds. Paired differences are means over the n seeds both ran, with a
+95% t-interval (n − 1 degrees of freedom) where n ≥ 3, else each seed's difference; a seed that never
+reached a threshold counts as the budget (a lower bound), and a difference holding one is marked ≥ or ≤
+(a bound, not an estimate), or "censored" where both sides were. A published "—": no such number (the BatchBALD paper's BALD b=10 had not reached 95% at 260 labels).""".split())
 
 
 def _number(x: float) -> str:
@@ -199,6 +202,9 @@ def verdict(d: dict | None, higher_is_better: bool) -> str:
     low, high = d["ci95"]
     if low <= 0 <= high:
         return "no difference shown"
+    # a lower bound (only the first side censored) may hide a difference above zero, an upper bound one below
+    if (d["bound"] == "lower" and high < 0) or (d["bound"] == "upper" and low > 0):
+        return "no answer: a censored seed bounds the difference from the other side"
     return "ahead" if (low > 0) == higher_is_better else "behind"
 
 
@@ -291,8 +297,8 @@ def questions(summary: dict, studies: dict) -> str:
     repeated = studies.get("repeated_mnist", {}).get("b10", {})
     if "batchbald" in repeated and "bald" in repeated:
         b, a = repeated["batchbald"], repeated["bald"]
-        lines[-1] += (f" On Repeated-MNIST (medians over {len(b['seeds'])} and {len(a['seeds'])} seeds, too few "
-                      f"for an interval): labels to 90% {labels(b, 90)} against {labels(a, 90)}, accuracy at "
+        lines[-1] += (f" On Repeated-MNIST (medians over {len(b['seeds'])} and {len(a['seeds'])} seeds; the study "
+                      f"gives no paired intervals): labels to 90% {labels(b, 90)} against {labels(a, 90)}, accuracy at "
                       f"{b['final_labels']} {accuracy(b)} against {accuracy(a)}.")
     lines.append("- **Does EPIG, with its targets from a target set of the test distribution, beat BALD on the "
                  f"unbalanced pool?** EPIG against BALD: {versus(unbalanced, 'epig', 'bald', 90)}. "
@@ -300,13 +306,24 @@ def questions(summary: dict, studies: dict) -> str:
     return "\n".join(lines)
 
 
-def single(studies: dict) -> str:
-    """The runs at acquisition size 1 beside the same strategies at size 10."""
-    rows = []
-    for dataset, by_size in studies.items():
-        if "b1" in by_size:
-            rows.append(study({"b1": by_size["b1"]}, dataset))
-    return "\n\n".join(rows) or "Not run yet."
+def single(params, summary: dict, studies: dict) -> str:
+    """The single grid's runs (one label a round) beside the same strategies in the dataset's replication grid,
+    with what each costs: the compute seconds of a run (its curve's timings), mean over seeds."""
+    rows = ["| strategy | acquisition size | seeds | accuracy at {n} | AUC | compute per run |", "|---|---:|---:|---:|---:|---:|"]
+    for dataset in params.single.datasets:
+        n = params.single.budget
+        for strategy in params.single.strategies:
+            for size in params.single.acquisition_sizes:
+                s = (studies.get(dataset, {}).get(f"b{size}") or {}).get(strategy)
+                if s:
+                    rows.append(f"| `{strategy}` | {size} | {len(s['seeds'])} | {accuracy(s)} | {100 * s['auc']:.2f}% | "
+                                f"{s['seconds'] / 60:.0f} min |")
+            batch = summary.get(dataset, {}).get(strategy)
+            if batch and rows[-1].startswith(f"| `{strategy}` |"):
+                rows.append(f"| `{strategy}` | {params.learn[dataset].acquisition_size} | {len(batch['seeds'])} | "
+                            f"{accuracy(batch)} | {100 * batch['auc']:.2f}% | |")
+        rows[0] = rows[0].format(n=f"{n:,}")
+    return "\n".join(rows) if len(rows) > 2 else "Not run yet."
 
 
 def protocol(params) -> str:
@@ -332,12 +349,12 @@ def readme_blocks(params, summary: dict, studies: dict) -> dict[str, str]:
     """Every generated block of the README's results, by name."""
     rare = getattr(params.dataset("mnist_unbalanced").options, "rare_classes", None)
     blocks = {"grids": grid_status(params, summary, studies), "questions": questions(summary, studies),
-              "gal": gal_tables(summary.get("mnist", {})), "single": single(studies), "protocol": protocol(params),
-              "shift": shift_setting(params, "mnist_unbalanced")}
+              "gal": gal_tables(summary.get("mnist", {})), "single": single(params, summary, studies),
+              "protocol": protocol(params), "shift": shift_setting(params, "mnist_unbalanced")}
     for dataset in ("mnist", "mnist_unbalanced", "fashion_mnist", "twomoons"):
         blocks[dataset] = (replication(summary[dataset], dataset, rare if dataset == "mnist_unbalanced" else None)
                            if dataset in summary else "Not run yet.")
-    repeated = {size: by for size, by in studies.get("repeated_mnist", {}).items()}
+    repeated = studies.get("repeated_mnist", {})
     blocks["repeated_mnist"] = study(repeated, "repeated_mnist") if repeated else "Not run yet."
     both = {d: summary[d] for d in ("mnist", "fashion_mnist") if d in summary}
     blocks["ranks"] = ranks(both) if len(both) == 2 else "Not run yet: Fashion-MNIST has no runs."
@@ -370,7 +387,7 @@ def main(readme: Path | None = typer.Option(None, help="rewrite this README's ge
         readme.write_text(write_blocks(readme.read_text(), readme_blocks(params, *metrics(Path(".")))))
         return
     print("# Results tables\n\nWritten by `python tools/results_tables.py > docs/results.md` from the committed "
-          "`metrics/summary.json` and `metrics/study.json`. " + " ".join(__doc__.split("\n\n")[3].split()))
+          "`metrics/summary.json` and `metrics/study.json`. " + CONVENTIONS)
     for path in ("metrics/summary.json", "metrics/study.json"):
         if not Path(path).is_file():
             continue
