@@ -104,7 +104,7 @@ def test_a_target_set_leaves_dev_with_the_test_class_mix_and_the_rest_as_it_was(
     assert len(targets) == 150 and sorted(targets + dev) == sorted(index(plain, "dev")) and not set(targets) & set(dev)
     assert np.bincount(y[targets]).tolist() == [60, 45, 30, 15]  # the test set's mix, not the pool's
     assert (target["dev_y"] == np.array(dev) % 4).all()
-    with pytest.raises(DataError, match="prepare.d.n_target = 300: too many for the dev split of 400: class 0 has 105 "
+    with pytest.raises(DataError, match="prepare.d.n_target = 300: the dev split of 400 cannot supply the test set's class mix: class 0 has 105 "
                                         "items to draw from, fewer than its share 120 of 300"):
         split_arrays(x, y, "prepare.d", 100, 400, 0, test, n_target=300)
 

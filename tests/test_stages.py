@@ -172,15 +172,18 @@ def test_checkpoint_covers_the_code_a_run_executes_and_no_other():
     assert not any(f.startswith("src/bal/sources/") for f in files)
 
 
-def test_study_stages_depend_on_every_learn_key_they_read():
-    """dvc.yaml's study params against the Learn dataclass's fields (all but the two the study sets)."""
-    from bal.config import STUDY_SETS, Learn
+@pytest.mark.parametrize("name", ["study", "single"])
+def test_study_stages_depend_on_every_learn_key_they_read(name):
+    """dvc.yaml's params of each study grid's stages against the Learn dataclass's fields (all but the two
+    the grid sets), and its own budget."""
+    from bal.config import STUDIES, STUDY_SETS, Learn
 
-    params = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["study"]["params"]
+    assert name in STUDIES
+    params = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][name]["params"]
     learn_keys = {p.rsplit(".", 1)[-1] for p in params if p.startswith("learn.")}
     assert learn_keys == {f.name for f in dataclasses.fields(Learn)} - set(STUDY_SETS)
     assert {"hidden", "p_in", "p_hidden"} <= learn_keys
-    assert {"compute", "options.${item.strategy}", "study.budget"} <= set(params)
+    assert {"compute", "options.${item.strategy}", f"{name}.budget"} <= set(params)
 
 
 def test_only_user_errors_lose_their_traceback(capsys):

@@ -321,7 +321,7 @@ def _check(params: Params, data: dict) -> None:
     for name in sorted(set(params.options) - set(names)):
         raise ConfigError(f"options.{name} is not a known key: not a strategy; strategies: {', '.join(names)}.")
     _check_names("simulate.datasets", params.simulate.datasets, list(params.own),
-                 "must be one of your own datasets, under own (the built-in ones have the run and survey grids)")
+                 "must be one of your own datasets, under own (the built-in ones have the run, survey and shift grids)")
     for i, later in enumerate(GRIDS):
         for earlier in GRIDS[:i]:
             twice = set(getattr(params, earlier).datasets) & set(getattr(params, later).datasets)
@@ -332,9 +332,11 @@ def _check(params: Params, data: dict) -> None:
             if name not in params.learn:
                 raise ConfigError(f"learn.{name} is missing; {grid_name}.datasets holds {name}, so give it an entry "
                                   "(at least {budget: ..., acquisition_size: ...}).")
-    both = set(params.study.datasets) & set(params.single.datasets)
-    _require(not both, "single.datasets", sorted(both)[0] if both else None,
-             "is in study.datasets too; a dataset's study runs belong to one grid (both write data/study/<dataset>)")
+    for i, later in enumerate(STUDIES):
+        for earlier in STUDIES[:i]:
+            twice = set(getattr(params, earlier).datasets) & set(getattr(params, later).datasets)
+            _require(not twice, f"{later}.datasets", sorted(twice)[0] if twice else None,
+                     f"is in {earlier}.datasets too; a dataset's study runs belong to one grid (each writes data/study/<dataset>)")
     for name, study in params.studies().items():
         for dataset in study.datasets:
             missing = [key for key in STUDY_LEARN_KEYS if key not in data["learn"][dataset]]

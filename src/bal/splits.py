@@ -83,11 +83,12 @@ def split_arrays(
     if n_target:
         dev = arrays["dev_x"][1]
         try:
-            target, rest = stratified_holdout(y_N[dev], n_target, generator, mix_y=arrays["test_y"])
+            target, kept = stratified_holdout(y_N[dev], n_target, generator, mix_y=arrays["test_y"])
         except DataError as err:
-            raise DataError(f"{key}.n_target = {n_target}: too many for the dev split of {len(dev)}: {err}") from None
+            raise DataError(f"{key}.n_target = {n_target}: the dev split of {len(dev)} cannot supply the test set's "
+                            f"class mix: {err}") from None
         arrays["target_x"] = (x, dev[target])
-        arrays["dev_x"], arrays["dev_y"] = (x, dev[rest]), y_N[dev[rest]]
+        arrays["dev_x"], arrays["dev_y"] = (x, dev[kept]), y_N[dev[kept]]
     return arrays
 
 

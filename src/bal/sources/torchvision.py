@@ -40,8 +40,8 @@ class Options:
         for c in self.rare_classes or ():
             require(0 <= c <= 9, "rare_classes", c, "must be classes 0 to 9")
         require(0 < self.rare_keep <= 1, "rare_keep", self.rare_keep, "must be a fraction in (0, 1]")
-        require(0 <= self.n_target <= self.n_dev, "n_target", self.n_target,
-                f"must be between 0 and n_dev ({self.n_dev}): the target set is taken out of the dev split")
+        require(self.n_target == 0 or 0 < self.n_target < self.n_dev, "n_target", self.n_target,
+                f"must be 0 or below n_dev ({self.n_dev}): the target set is taken out of the dev split, which keeps the rest")
         require(self.repeats >= 1, "repeats", self.repeats, "must be at least 1")
         require(self.noise_std >= 0, "noise_std", self.noise_std, "must be non-negative")
         require(self.noise_std == 0 or self.repeats > 1, "noise_std", self.noise_std,

@@ -97,7 +97,7 @@ class Run(NamedTuple):
     budget_key: str  # the params key that sets the budget, for messages
     mc_samples: int
     classes: int
-    target_set: int = 0  # the dataset's target set's size (0: it has none)
+    target_set_size: int = 0  # the inputs of the dataset's target set (0: it has none)
 
 
 @dataclass(frozen=True)

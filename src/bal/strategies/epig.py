@@ -16,10 +16,10 @@ from bal.strategies import Run, Strategy, TargetOptions
 
 def check_run(options: TargetOptions, run: Run) -> None:
     """The targets come from the target set, or else from the unlabelled pool, which must still hold them at the budget."""
-    if run.target_set and options.targets > run.target_set:
-        raise ConfigError(f"options.epig.targets = {options.targets}: must be at most the {run.target_set} inputs of "
-                          f"the {run.dataset} target set (its n_target).")
-    if not run.target_set and options.targets > run.pool - run.budget:
+    if run.target_set_size and options.targets > run.target_set_size:
+        raise ConfigError(f"options.epig.targets = {options.targets}: must be at most the {run.target_set_size} inputs "
+                          f"of the {run.dataset} target set (prepare.{run.dataset}.n_target).")
+    if not run.target_set_size and options.targets > run.pool - run.budget:
         raise ConfigError(f"options.epig.targets = {options.targets}: must be at most the {run.pool - run.budget} "
                           f"points the {run.dataset} pool still holds at the budget ({run.budget_key}).")
 
