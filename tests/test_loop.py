@@ -198,12 +198,16 @@ def test_epig_and_badge_run_through_the_loop_with_their_inputs():
         assert [r.n_labelled for r in rounds] == [2, 5, 8, 11, 12] and len(set(acquired + list(s.initial))) == 12
 
 
-def test_epig_targets_come_from_the_unlabelled_pool_under_the_candidates_masks():
+def epig_case():
+    """A tiny split, an MLP, and its unlabelled points 10..199 of which the first 50 are the candidates."""
     split = tiny_split()
     torch.manual_seed(0)
-    model = moons_mlp()
     unlabelled_U = torch.arange(10, 200)
-    candidates_P = unlabelled_U[:50]
+    return split, moons_mlp(), unlabelled_U, unlabelled_U[:50]
+
+
+def test_epig_targets_come_from_the_unlabelled_pool_under_the_candidates_masks():
+    split, model, unlabelled_U, candidates_P = epig_case()
     pool = pool_inputs(model, split.pool_x, candidates_P, unlabelled_U, get("epig"), {"targets": 190},
                        settings(split, "epig"), torch.Generator().manual_seed(1))
     assert pool.log_probs_N_K_C.shape == (50, 5, 2) and pool.target_log_probs_M_K_C.shape == (190, 5, 2)
@@ -224,11 +228,7 @@ def test_epig_targets_come_from_the_unlabelled_pool_under_the_candidates_masks()
 
 
 def test_epig_draws_its_targets_from_the_target_set_and_epig_pool_from_the_pool():
-    split = tiny_split()
-    torch.manual_seed(0)
-    model = moons_mlp()
-    unlabelled_U = torch.arange(10, 200)
-    candidates_P = unlabelled_U[:50]
+    split, model, unlabelled_U, candidates_P = epig_case()
     target_x = split.test_x[:30] + 5.0  # inputs no pool point has
     s = settings(split, "epig")
 
