@@ -100,3 +100,10 @@ def test_the_band_is_the_sample_standard_deviation_over_seeds_as_in_the_tables()
     # random's seeds: 60 and 70 at 30 labels: mean 65, sample std sqrt(50) = 7.07 (the population's would be 5)
     assert max(at_30) == pytest.approx(65 + 50 ** 0.5) and min(at_30) == pytest.approx(65 - 50 ** 0.5)
     assert all(y == pytest.approx(80) for x, y in bald_band if abs(x - 30) < 1e-9)  # one seed: no band
+
+
+def test_a_one_panel_study_figure_holds_its_whole_title():
+    fig = curves_by_size({1: {"bald": CURVES["bald"]}}, "mnist_unbalanced: test accuracy vs labelled samples")
+    fig.canvas.draw()
+    title = fig._suptitle.get_window_extent()
+    assert 0 <= title.x0 and title.x1 <= fig.bbox.x1

@@ -111,8 +111,8 @@ def curves_by_size(
 ) -> plt.Figure:
     """One learning-curve panel per acquisition size (``panels[size]`` = curves as in
     :func:`learning_curves`), sharing the y axis; ``references[size]`` as there."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), layout="constrained", sharey=True,
-                             squeeze=False)
+    width = max(3.6 * len(panels), 6.4)  # one panel is as wide as the title needs
+    fig, axes = plt.subplots(1, len(panels), figsize=(width, 3.6), layout="constrained", sharey=True, squeeze=False)
     for ax, (size, curves) in zip(axes[0], panels.items()):
         refs = (references or {}).get(size)
         _draw_curves(ax, curves, refs, column)
