@@ -307,6 +307,15 @@ def _check_seeds(key: str, seeds: list[int]) -> None:
     _require(len(set(seeds)) == len(seeds), key, seeds, "seeds must not repeat")
 
 
+def _check_disjoint(params: Params, grid_names: tuple[str, ...], runs: str, folder: str) -> None:
+    """No dataset in two of these grids: each grid's stages write the same folder."""
+    for i, later in enumerate(grid_names):
+        for earlier in grid_names[:i]:
+            twice = set(getattr(params, earlier).datasets) & set(getattr(params, later).datasets)
+            _require(not twice, f"{later}.datasets", sorted(twice)[0] if twice else None,
+                     f"is in {earlier}.datasets too; a dataset's {runs} belong to one grid (each writes {folder})")
+
+
 def _check(params: Params, data: dict) -> None:
     """Every check across keys that needs neither data nor a strategy's or source's module; ``data`` is
     params.yaml as read, for what must be written out."""
@@ -322,21 +331,13 @@ def _check(params: Params, data: dict) -> None:
         raise ConfigError(f"options.{name} is not a known key: not a strategy; strategies: {', '.join(names)}.")
     _check_names("simulate.datasets", params.simulate.datasets, list(params.own),
                  "must be one of your own datasets, under own (the built-in ones have the run, survey and shift grids)")
-    for i, later in enumerate(GRIDS):
-        for earlier in GRIDS[:i]:
-            twice = set(getattr(params, earlier).datasets) & set(getattr(params, later).datasets)
-            _require(not twice, f"{later}.datasets", sorted(twice)[0] if twice else None,
-                     f"is in {earlier}.datasets too; a dataset's runs belong to one grid (each writes data/runs/<dataset>)")
+    _check_disjoint(params, GRIDS, "runs", "data/runs/<dataset>")
     for grid_name, grid in grids.items():
         for name in grid.datasets:
             if name not in params.learn:
                 raise ConfigError(f"learn.{name} is missing; {grid_name}.datasets holds {name}, so give it an entry "
                                   "(at least {budget: ..., acquisition_size: ...}).")
-    for i, later in enumerate(STUDIES):
-        for earlier in STUDIES[:i]:
-            twice = set(getattr(params, earlier).datasets) & set(getattr(params, later).datasets)
-            _require(not twice, f"{later}.datasets", sorted(twice)[0] if twice else None,
-                     f"is in {earlier}.datasets too; a dataset's study runs belong to one grid (each writes data/study/<dataset>)")
+    _check_disjoint(params, STUDIES, "study runs", "data/study/<dataset>")
     for name, study in params.studies().items():
         for dataset in study.datasets:
             missing = [key for key in STUDY_LEARN_KEYS if key not in data["learn"][dataset]]
