@@ -170,3 +170,17 @@ def test_the_single_grid_s_block_sets_each_run_beside_its_batch_run_with_its_cos
     rows = results_tables.single(params, {"mnist_unbalanced": {"epig": batch}},
                                  {"mnist_unbalanced": {"b1": {"epig": run}}}).splitlines()
     assert rows[2:] == ["| `epig` | 1 | 1 | 90.00% | 80.00% | 90 min |", "| `epig` | 10 | 3 | 90.00% ± 1.00 | 79.00% | |"]
+
+
+def test_tied_aucs_share_their_mean_rank_and_spearman_correlates_the_ranks():
+    summary = {
+        "a": {"random": entry(0.70), "x": entry(0.90, 0.20), "y": entry(0.90, 0.20), "w": entry(0.80, 0.10)},
+        "b": {"random": entry(0.60), "x": entry(0.70, 0.10), "y": entry(0.85, 0.25), "w": entry(0.99, 0.39)},
+    }
+    rows = results_tables.ranks(summary).splitlines()
+    assert [row.split(" | ")[1].split()[0] for row in rows[2:6]] == ["1.5", "1.5", "3", "4"]
+    # over (random, x, y, w): ranks a (4, 1.5, 1.5, 3), b (4, 3, 2, 1), both of mean 2.5; deviations' products sum
+    # to 2.25 - 0.5 + 0.5 - 0.75 = 1.5, squares to 4.5 and 5: rho = 1.5 / sqrt(22.5) = 0.316; z = 0.3276,
+    # half = 1.96 * sqrt(1.06) = 2.018: tanh(-1.690) = -0.934, tanh(2.346) = 0.982
+    assert rows[6] == "| Spearman ρ with the first [95% interval] | 1.00 (identical ranks) | 0.32 [-0.93, 0.98], n = 4 strategies |"
+    assert results_tables.spearman({"p": 1, "q": 1}, {"p": 1, "q": 2}, ["p", "q"]) == "—"

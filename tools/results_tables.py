@@ -128,8 +128,8 @@ def ranks(summary: dict) -> str:
     among the strategies that every dataset ran, with its paired AUC difference against random, and
     each dataset's Spearman rank correlation with the first."""
     common = [s for s in next(iter(summary.values())) if all(s in content for content in summary.values())]
-    rank = {dataset: {s: i + 1 for i, s in enumerate(sorted(common, key=lambda s: -content[s]["auc"]))}
-            for dataset, content in summary.items()}
+    rank = {dataset: dict(zip(common, scipy.stats.rankdata([-content[s]["auc"] for s in common]).tolist()))
+            for dataset, content in summary.items()}  # 1 = best; tied AUCs share their mean rank
     first = next(iter(rank.values()))
     rows = ["| strategy | " + " | ".join(f"{d}: rank (AUC vs random)" for d in summary) + " |",
             "|---|" + "---:|" * len(summary)]
@@ -137,22 +137,23 @@ def ranks(summary: dict) -> str:
         cells = []
         for dataset, content in summary.items():
             d = content[strategy].get("vs_random")
-            cells.append(f"{rank[dataset][strategy]}" + ("" if d is None else f" ({_difference(d['auc'], 100, ' pp')})"))
+            cells.append(f"{rank[dataset][strategy]:g}" + ("" if d is None else f" ({_difference(d['auc'], 100, ' pp')})"))
         rows.append(f"| `{strategy}` | " + " | ".join(cells) + " |")
     rows.append("| Spearman ρ with the first [95% interval] | "
                 + " | ".join(spearman(first, r, common) for r in rank.values()) + " |")
     return "\n".join(rows)
 
 
-def spearman(a: dict[str, int], b: dict[str, int], common: list[str]) -> str:
-    """The Spearman rank correlation of two rankings of ``common`` with its 95% interval: Fisher's z with
-    Fieller, Hartley & Pearson's (1957) standard error sqrt(1.06 / (n - 3)), from n = 4 strategies."""
+def spearman(a: dict[str, float], b: dict[str, float], common: list[str]) -> str:
+    """The Spearman rank correlation of two rankings of ``common`` (mid-ranks where tied: the Pearson
+    correlation of the ranks) with its 95% interval: Fisher's z with Fieller, Hartley & Pearson's (1957)
+    standard error sqrt(1.06 / (n - 3)), from n = 4 strategies."""
     n = len(common)
-    if n < 2:
-        return "—"
-    rho = 1 - 6 * sum((a[s] - b[s]) ** 2 for s in common) / (n * (n * n - 1))
-    if n < 4 or abs(rho) == 1:
-        return f"{rho:.2f}" + ("" if n < 4 else " (identical ranks)" if rho == 1 else " (reversed ranks)")
+    if n < 2 or len({a[s] for s in common}) == 1 or len({b[s] for s in common}) == 1:
+        return "—"  # a ranking with every strategy tied has no correlation
+    rho = float(scipy.stats.pearsonr([a[s] for s in common], [b[s] for s in common]).statistic)
+    if n < 4 or math.isclose(abs(rho), 1):
+        return f"{rho:.2f}" + ("" if n < 4 else " (identical ranks)" if rho > 0 else " (reversed ranks)")
     z, half = math.atanh(rho), 1.96 * math.sqrt(1.06 / (n - 3))
     return f"{rho:.2f} [{math.tanh(z - half):.2f}, {math.tanh(z + half):.2f}], n = {n} strategies"
 
