@@ -79,7 +79,11 @@ def test_a_local_cluster_runs_the_grid_as_dvc_repro_would(tmp_path_factory, sequ
     assert sorted(line.split()[1] for line in out.splitlines() if line.startswith("done ")) == sorted(GRID)
     check_recorded_like_dvc_repro(repo, sequential)
     log = sh("git", "log", "--format=%s", cwd=repo).stdout.splitlines()
-    assert sorted(line.split()[0] for line in log if " finished: " in line) == sorted(GRID)
+    finished = [line for line in log if " finished: " in line]
+    assert sorted(line.split()[0] for line in finished) == sorted(GRID)
+    model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name"))
+    assert all(f", {model}, " in line for line in finished), finished  # the CPU it ran on, by name
     assert sh("git", "status", "--porcelain", "dvc.lock", "data/runs", cwd=repo).stdout == ""  # each committed
     assert grid(repo).stdout == "no stage out of date\n"  # and a rerun skips them all
 

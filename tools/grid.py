@@ -57,7 +57,7 @@ class Finished:
     command_s: float  # the stage's command alone
     log_tail: str
     outs: list[str]  # its outputs that git keeps (cache: false)
-    cpu: str  # the worker's: its cores and vector extensions
+    cpu: str  # the worker's: its cores, model name and bf16 kernels
     skipped: bool = False  # up to date when the worker took it: another run had recorded it
 
 
@@ -97,7 +97,13 @@ def run_stage(root: str, name: str) -> Finished:
 
         logging.getLogger("dvc").setLevel(logging.WARNING)  # its "Updating lock file" belongs to no one's log here
         worker = get_worker().address
-        cpu = f"{len(os.sched_getaffinity(0))} cores, {torch.backends.cpu.get_cpu_capability()}"
+        if os.path.join(root, "stages") not in sys.path:
+            sys.path.insert(0, os.path.join(root, "stages"))
+        from common import cpu_model  # the model name that the run's environment.json records
+
+        bf16 = "AMX" if torch.cpu._is_amx_tile_supported() else "AVX512-BF16" if torch.cpu._is_avx512_bf16_supported() \
+            else "emulated bf16"
+        cpu = f"{len(os.sched_getaffinity(0))} cores, {cpu_model()}, {bf16}"
         with Repo(root, _wait_for_lock=True) as repo:  # as dvc --wait-for-lock
             with repo.lock:
                 (stage,) = repo.stage.collect(os.path.join(root, "dvc.yaml") + ":" + name)  # not the worker's cwd's
@@ -148,7 +154,7 @@ def commit(finished: Finished, root: Path) -> None:
     from dvc.repo import Repo
 
     message = (f"{finished.stage} finished: {int(finished.wall_s // 60)}m{int(finished.wall_s % 60)}s wall, "
-               f"{finished.cpu} CPU (tools/grid.py)")
+               f"{finished.cpu} (tools/grid.py)")
     paths = ["dvc.lock", *finished.outs]
     with Repo(str(root), _wait_for_lock=True) as repo, repo.lock:
         for _ in range(30):  # another git command may hold the index for a moment
