@@ -1,4 +1,5 @@
 import gzip
+import os
 import shutil
 from pathlib import Path
 
@@ -13,8 +14,9 @@ from bal.sources.torchvision import fetch_torchvision
 from bal.sources.twomoons import prepare_two_moons, two_moons
 from bal.splits import split_arrays, stratified_holdout
 
-SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist" / "raw"
-DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+# the folders the stages read offline (the Makefile sets both where they exist)
+SHARED_MNIST = Path(os.environ.get("BAL_MNIST_RAW") or Path(__file__).resolve().parents[2] / "shared/datasets/mnist/raw")
+DEBIAN_FASHION = Path(os.environ.get("BAL_FASHION_MNIST_RAW") or "/usr/share/datasets/fashion-mnist")
 
 
 def test_two_moons_shapes_balance_and_seed():
