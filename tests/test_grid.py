@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 from test_pipeline import fresh_copy, prepare_only, sh
+from test_tools import tool
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = [f"learn@twomoons-{s}-{seed}" for s in ("random", "bald") for seed in (0, 1)]
@@ -81,8 +82,7 @@ def test_a_local_cluster_runs_the_grid_as_dvc_repro_would(tmp_path_factory, sequ
     log = sh("git", "log", "--format=%s", cwd=repo).stdout.splitlines()
     finished = [line for line in log if " finished: " in line]
     assert sorted(line.split()[0] for line in finished) == sorted(GRID)
-    model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                 if line.startswith("model name"))
+    model = tool("grid").stage_common(str(ROOT)).cpu_model()
     assert all(f", {model}, " in line for line in finished), finished  # the CPU it ran on, by name
     assert sh("git", "status", "--porcelain", "dvc.lock", "data/runs", cwd=repo).stdout == ""  # each committed
     assert grid(repo).stdout == "no stage out of date\n"  # and a rerun skips them all

@@ -19,7 +19,8 @@ many machines share the repository folder (a cluster's home or project file syst
 A failed stage is reported with its name, exit status and last log lines while the others go on; the
 command then exits 1, naming every failed stage. Finished stages are up to date, so a rerun skips them,
 and a stage stopped halfway resumes from its checkpoint. ``--commit`` makes a git commit of each
-finished stage (dvc.lock and its small outputs), with its wall time and CPU. A stage resumes from its
+finished stage (dvc.lock and its small outputs), with its wall time and its CPU's cores, model and bf16
+kernels (the model name that the run's environment.json records). A stage resumes from its
 checkpoint on the same CPU kind and torch build (its checkpoint records them); elsewhere it starts over.
 """
 
@@ -97,13 +98,9 @@ def run_stage(root: str, name: str) -> Finished:
 
         logging.getLogger("dvc").setLevel(logging.WARNING)  # its "Updating lock file" belongs to no one's log here
         worker = get_worker().address
-        if os.path.join(root, "stages") not in sys.path:
-            sys.path.insert(0, os.path.join(root, "stages"))
-        from common import cpu_model  # the model name that the run's environment.json records
-
         bf16 = "AMX" if torch.cpu._is_amx_tile_supported() else "AVX512-BF16" if torch.cpu._is_avx512_bf16_supported() \
-            else "emulated bf16"
-        cpu = f"{len(os.sched_getaffinity(0))} cores, {cpu_model()}, {bf16}"
+            else "no native bf16"
+        cpu = f"{len(os.sched_getaffinity(0))} cores, {stage_common(root).cpu_model()}, {bf16}"
         with Repo(root, _wait_for_lock=True) as repo:  # as dvc --wait-for-lock
             with repo.lock:
                 (stage,) = repo.stage.collect(os.path.join(root, "dvc.yaml") + ":" + name)  # not the worker's cwd's
@@ -127,6 +124,16 @@ def run_stage(root: str, name: str) -> Finished:
     except Exception as err:  # noqa: BLE001  (a DVC error is this stage's failure, reported with it)
         returncode, tail = 1, f"{type(err).__name__}: {err} (log: {log})"
     return Finished(name, returncode, worker, started, time.monotonic() - start, command_s, tail, outs, cpu)
+
+
+def stage_common(root: str):
+    """The stages' stages/common.py, loaded by path under its own name (a worker's ``common`` may be another)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bal_stage_common", os.path.join(root, "stages", "common.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def die_with_parent() -> None:

@@ -11,7 +11,8 @@ fast on CPUs with AVX512-BF16 or AMX, where the committed grid ran. Other CPUs e
 EPYC with AVX2 only, 100 training steps on 100 MNIST images took 78.2 s in bfloat16 against 6.7 s in
 float32 (``benchmarks/training.py``, one thread). There, float32 makes a run of your own fast, but it
 is another protocol, not the committed one: on the dev split it was behind bf16 for BALD on both
-seeds (AUC −1.71 / −0.70 points, docs/protocol.md), so its results do not compare with the grid's.
+seeds (AUC −1.71 / −0.70 points) and level for random (docs/protocol.md), so its results cannot be
+pooled with the grid's.
 """
 
 from __future__ import annotations
@@ -44,9 +45,9 @@ def main() -> None:
     slow = emulated_bf16(params, native)
     if slow:
         print(f"warning: this CPU has neither AVX512-BF16 nor AMX, so the bfloat16 training of {', '.join(slow)} "
-              "is emulated, about 12 times slower than on the CPUs of the committed grid; "
-              "learn.<dataset>.train.precision: float32 is fast here but another protocol, behind bf16 for BALD on "
-              "the dev split (docs/protocol.md), so its results do not compare with the committed grid's.",
+              "is emulated, about 12 times slower than float32 here; setting learn.<dataset>.train.precision to "
+              "float32 is fast, but it is another protocol, behind bf16 for BALD on the dev split (docs/protocol.md), "
+              "so its results cannot be pooled with the committed grid's.",
               file=sys.stderr)
 
 
