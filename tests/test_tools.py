@@ -184,3 +184,15 @@ def test_tied_aucs_share_their_mean_rank_and_spearman_correlates_the_ranks():
     # half = 1.96 * sqrt(1.06) = 2.018: tanh(-1.690) = -0.934, tanh(2.346) = 0.982
     assert rows[6] == "| Spearman ρ with the first [95% interval] | 1.00 (identical ranks) | 0.32 [-0.93, 0.98], n = 4 strategies |"
     assert results_tables.spearman({"p": 1, "q": 1}, {"p": 1, "q": 2}, ["p", "q"]) == "—"
+
+
+def test_gal_table_gives_t_intervals_counts_a_censored_seed_as_the_budget_and_marks_missing_rows():
+    bald = {"labels_to_90_by_seed": [140, 150, 160], "labels_to_95_by_seed": [300, None, 320], "final_labels": 1000,
+            "seeds": [0, 1, 2], "final_accuracy": 0.982, "final_accuracy_std": 0.001}
+    rows = results_tables.gal_tables({"bald": bald, "mean_std": {**bald, "labels_to_95_by_seed": [300, 310, 320]}})
+    rows = rows.splitlines()
+    # 90%: mean 150, sd 10, t(0.975, 2) = 4.303: 150 ± 24.8; 95%: (300 + 1000 + 320) / 3 = 540, sd 398.5: ± 990;
+    # error 1.80 ± 4.303 * 0.1 / sqrt(3) = ± 0.25
+    assert rows[2] == "| `bald` | 150 [125, 175], n = 3 | 145 | ≥ 540 [-450, 1530], n = 3 | 335 | 1.80 [1.55, 2.05], n = 3 | 1.80 |"
+    assert rows[5] == "| `mean_std` | 150 [125, 175], n = 3 | 230 | 310 [285, 335], n = 3 | 695 | 1.80 [1.55, 2.05], n = 3 | — |"
+    assert rows[3].startswith("| `variation_ratios` | not run yet | 120 |")  # Gal et al.'s row without our runs

@@ -86,8 +86,9 @@ def replication(summary: dict, dataset: str, rare: list[int] | None = None) -> s
             per_class = s["acquired_per_class"]
             row += f" {100 * sum(per_class[c] for c in rare) / sum(per_class):.0f}% |"
         if papers:
-            gal = (f"{paper(GAL_2017[strategy])}, {100 - GAL_2017_ERROR_AT_1000[strategy]:.2f}%"
-                   if strategy in GAL_2017 else "")
+            gal = paper(GAL_2017[strategy]) if strategy in GAL_2017 else ""
+            if strategy in GAL_2017_ERROR_AT_1000:
+                gal += f", {100 - GAL_2017_ERROR_AT_1000[strategy]:.2f}%"
             batchbald = paper(BATCHBALD_2019[10][strategy]) if strategy in BATCHBALD_2019[10] else ""
             row += f" {gal} | {batchbald} |"
         rows.append(row)
@@ -236,6 +237,11 @@ def interval(values: list[float], scale: float = 1.0, places: int = 0) -> str:
     return f"{fmt(mean)} [{fmt(mean - half)}, {fmt(mean + half)}], n = {n}"
 
 
+def gal_error(strategy: str) -> str:
+    """Gal et al. 2017's Table 2 test error (%) at 1,000 labels, or "—" for a strategy it has no row for."""
+    return f"{GAL_2017_ERROR_AT_1000[strategy]:.2f}" if strategy in GAL_2017_ERROR_AT_1000 else "—"
+
+
 def gal_tables(summary: dict) -> str:
     """Gal et al. 2017's Table 1 (labels to 10% and 5% test error) and Table 2 (test error at 1,000 labels)
     beside ours: means over seeds with 95% t-intervals; a seed that never reached an accuracy counts as the
@@ -245,7 +251,7 @@ def gal_tables(summary: dict) -> str:
     for strategy, marks in GAL_2017.items():
         if strategy not in summary:
             rows.append(f"| `{strategy}` | not run yet | {paper(marks).split(' / ')[0]} | | {paper(marks).split(' / ')[1]} | | "
-                        f"{GAL_2017_ERROR_AT_1000[strategy]:.2f} |")
+                        f"{gal_error(strategy)} |")
             continue
         s, cells = summary[strategy], []
         for t in (90, 95):
@@ -257,7 +263,7 @@ def gal_tables(summary: dict) -> str:
         spread = "" if n < 3 else f" [{error - scipy.stats.t.ppf(0.975, n - 1) * 100 * std / math.sqrt(n):.2f}, " \
             f"{error + scipy.stats.t.ppf(0.975, n - 1) * 100 * std / math.sqrt(n):.2f}]"
         rows.append(f"| `{strategy}` | " + " | ".join(cells) + f" | {error:.2f}{spread}, n = {n} | "
-                    f"{GAL_2017_ERROR_AT_1000[strategy]:.2f} |")
+                    f"{gal_error(strategy)} |")
     return "\n".join(rows)
 
 
