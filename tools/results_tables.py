@@ -260,8 +260,8 @@ def gal_tables(summary: dict) -> str:
                       paper(marks).split(" / ")[t == 95]]
         n, std = len(s["seeds"]), s["final_accuracy_std"]
         error = 100 * (1 - s["final_accuracy"])
-        spread = "" if n < 3 else f" [{error - scipy.stats.t.ppf(0.975, n - 1) * 100 * std / math.sqrt(n):.2f}, " \
-            f"{error + scipy.stats.t.ppf(0.975, n - 1) * 100 * std / math.sqrt(n):.2f}]"
+        half = scipy.stats.t.ppf(0.975, n - 1) * 100 * std / math.sqrt(n) if n >= 3 else None
+        spread = "" if half is None else f" [{error - half:.2f}, {error + half:.2f}]"
         rows.append(f"| `{strategy}` | " + " | ".join(cells) + f" | {error:.2f}{spread}, n = {n} | "
                     f"{gal_error(strategy)} |")
     return "\n".join(rows)
