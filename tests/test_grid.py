@@ -171,6 +171,36 @@ def test_a_dep_edited_while_its_stage_runs_is_recorded_as_the_version_that_ran(t
     assert "learn@twomoons-bald-0" in json.loads(sh("dvc", "status", "--json", cwd=repo).stdout)  # so it runs again
 
 
+def test_a_stage_waits_for_a_dvc_repro_reading_its_run_folder(tmp_path_factory):
+    """A `dvc repro` of a summary stage beside the grid holds a read lock on each run folder while its
+    command runs: the grid's stage waits for it, as it waits for DVC's repository lock, and is recorded."""
+    repo = tiny_grid(tmp_path_factory)
+    stage, folder = "learn@twomoons-random-0", "data/runs/twomoons/random/0"
+    sh("dvc", "repro", "--single-item", stage, cwd=repo)
+    pipeline = yaml.safe_load((repo / "dvc.yaml").read_text())
+    pipeline["stages"]["reader"] = {"cmd": "touch reading && while [ ! -e done ]; do sleep 0.1; done", "deps": [folder]}
+    (repo / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
+    strategy = repo / "src" / "bal" / "strategies" / "random.py"
+    strategy.write_text(strategy.read_text() + "# so that the stage is out of date\n")
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    reader = subprocess.Popen(["dvc", "repro", "--single-item", "reader"], cwd=repo, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (repo / "reading").exists() and reader.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (repo / "reading").exists(), "the reader's command never ran"
+    process = subprocess.Popen([sys.executable, "tools/grid.py", stage], cwd=repo, env={**env, "JOBS": "1"},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = process.stdout.readline()  # "1 stages on ...": its task is on the way to a worker
+    time.sleep(10)  # long enough for the stage to have failed on the folder's lock, had it not waited
+    assert reader.poll() is None
+    (repo / "done").touch()
+    assert reader.wait(timeout=60) == 0
+    out = first + process.communicate(timeout=300)[0]
+    assert process.returncode == 0 and f"done {stage}" in out, out
+    assert stage not in json.loads(sh("dvc", "status", "--json", cwd=repo).stdout)
+
+
 def slurm_available() -> str | None:
     """Why this machine cannot run the Slurm test, or None."""
     if not shutil.which("sbatch"):

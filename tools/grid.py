@@ -11,10 +11,10 @@ repository lock, runs the command outside it, then records the outputs and those
 again. A dep edited while the stage runs is therefore recorded as it was when the stage started, and
 ``dvc status`` shows the stage out of date; ``dvc repro --single-item`` side by side would record the
 edited version as if it had run, since it hashes the deps after the command. A stage that another run
-recorded meanwhile is skipped. Nothing stops two grids on different machines from running one stage at
-once: run one grid per repository. Workers on
-many machines share the repository folder (a cluster's home or project file system; on NFS set
-``dvc config core.hardlink_lock true``).
+recorded meanwhile is skipped, and one whose run folder a ``dvc repro`` beside the grid is reading (of
+``aggregate``, say) waits for it. Nothing stops two grids on different machines from running one stage at
+once: run one grid per repository. Workers on many machines share the repository folder (a cluster's
+home or project file system; on NFS set ``dvc config core.hardlink_lock true``).
 
 A failed stage is reported with its name, exit status and last log lines while the others go on; the
 command then exits 1, naming every failed stage. Finished stages are up to date, so a rerun skips them,
@@ -46,6 +46,7 @@ from bal.results import STAGES
 ROOT = Path(__file__).resolve().parents[1]
 GRID_STAGES = tuple(f"{stage}@" for stage in (*STAGES.values(), *STUDIES))  # learn@, survey@, shift@, ... single@
 LOG_LINES = 20
+PATH_LOCK_POLL_S = 2
 
 
 @dataclass
@@ -102,12 +103,22 @@ def run_stage(root: str, name: str) -> Finished:
             else "no native bf16"
         cpu = f"{len(os.sched_getaffinity(0))} cores, {stage_common(root).cpu_model()}, {bf16}"
         with Repo(root, _wait_for_lock=True) as repo:  # as dvc --wait-for-lock
-            with repo.lock:
+            def begin():  # the stage with its deps hashed and its outs removed, or None where it is up to date
                 (stage,) = repo.stage.collect(os.path.join(root, "dvc.yaml") + ":" + name)  # not the worker's cwd's
                 if not stage.changed():
-                    return Finished(name, 0, worker, started, 0.0, 0.0, "", [], cpu, skipped=True)
+                    return None
                 stage.save_deps()
                 stage.remove_outs(ignore_remove=False, force=False)
+                return stage
+
+            def record():
+                stage.save_outs()
+                stage.commit()
+                stage.dump(update_pipeline=False)
+
+            stage = locked(repo, begin)
+            if stage is None:
+                return Finished(name, 0, worker, started, 0.0, 0.0, "", [], cpu, skipped=True)
             outs = [str(out.def_path) for out in stage.outs if not out.use_cache]
             command_start = time.monotonic()
             with open(log, "w") as f:  # exec: the stage's own process, which dies with its worker (die_with_parent)
@@ -116,14 +127,27 @@ def run_stage(root: str, name: str) -> Finished:
                                             preexec_fn=die_with_parent).returncode
             command_s = time.monotonic() - command_start
             if returncode == 0:
-                with repo.lock:
-                    stage.save_outs()
-                    stage.commit()
-                    stage.dump(update_pipeline=False)
+                locked(repo, record)
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-LOG_LINES:])
     except Exception as err:  # noqa: BLE001  (a DVC error is this stage's failure, reported with it)
         returncode, tail = 1, f"{type(err).__name__}: {err} (log: {log})"
     return Finished(name, returncode, worker, started, time.monotonic() - start, command_s, tail, outs, cpu)
+
+
+def locked(repo, action):
+    """``action()`` under DVC's repository lock, retried while another live DVC process holds a lock on one
+    of the stage's paths: a ``dvc repro aggregate`` beside the grid reads every run folder while its command
+    runs, outside the repository lock, and DVC refuses a path lock at once where it waits for that one. The
+    repository lock is let go between tries, so that the other process can finish."""
+    from dvc.lock import LockError
+
+    while True:
+        with repo.lock:
+            try:
+                return action()
+            except LockError:  # the repository lock is held here, so this is a path's
+                pass
+        time.sleep(PATH_LOCK_POLL_S)
 
 
 def stage_common(root: str):
