@@ -5,11 +5,13 @@ while its stage runs."""
 import importlib.util
 import json
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -172,32 +174,65 @@ def test_a_dep_edited_while_its_stage_runs_is_recorded_as_the_version_that_ran(t
 
 
 def test_a_stage_waits_for_a_dvc_repro_reading_its_run_folder(tmp_path_factory):
-    """A `dvc repro` of a summary stage beside the grid holds a read lock on each run folder while its
-    command runs: the grid's stage waits for it, as it waits for DVC's repository lock, and is recorded."""
+    """A `dvc repro` of a summary stage beside the grid holds a read lock on the run folders while its
+    command runs. The grid's stage waits for it, both before its command (removing its outputs) and after
+    (recording them), says so, and is recorded."""
     repo = tiny_grid(tmp_path_factory)
-    stage, folder = "learn@twomoons-random-0", "data/runs/twomoons/random/0"
-    sh("dvc", "repro", "--single-item", stage, cwd=repo)
+    stage = "learn@twomoons-random-0"
+    sh("dvc", "repro", "--single-item", stage, cwd=repo)  # so that the reader's dep, the runs folder, exists
     pipeline = yaml.safe_load((repo / "dvc.yaml").read_text())
-    pipeline["stages"]["reader"] = {"cmd": "touch reading && while [ ! -e done ]; do sleep 0.1; done", "deps": [folder]}
+    pipeline["stages"]["reader"] = {"cmd": "touch reading && while [ ! -e done ]; do sleep 0.1; done && rm reading done",
+                                    "deps": ["data/runs/twomoons"]}
+    learn = pipeline["stages"]["learn"]  # its command waits for the file go: a reader can start while it runs
+    learn["cmd"] = f'bash -c "touch learning && while [ ! -e go ]; do sleep 0.1; done && {learn["cmd"]}"'
     (repo / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
-    strategy = repo / "src" / "bal" / "strategies" / "random.py"
-    strategy.write_text(strategy.read_text() + "# so that the stage is out of date\n")
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    reader = subprocess.Popen(["dvc", "repro", "--single-item", "reader"], cwd=repo, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not (repo / "reading").exists() and reader.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert (repo / "reading").exists(), "the reader's command never ran"
+
+    def wait_until(done, what, timeout=120):
+        deadline = time.monotonic() + timeout
+        while not done() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert done(), what
+
+    def reading():  # a reader in its command, holding its lock, as `dvc repro aggregate` would
+        reader = subprocess.Popen(["dvc", "--wait-for-lock", "repro", "--force", "--single-item", "reader"], cwd=repo,
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: (repo / "reading").exists() or reader.poll() is not None, "no reader")
+        assert reader.poll() is None, "the reader's command never ran"
+        return reader
+
+    def release(reader):
+        assert reader.poll() is None
+        (repo / "done").touch()
+        assert reader.wait(timeout=60) == 0
+
+    lines = queue.Queue()
+    reader = reading()
     process = subprocess.Popen([sys.executable, "tools/grid.py", stage], cwd=repo, env={**env, "JOBS": "1"},
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    first = process.stdout.readline()  # "1 stages on ...": its task is on the way to a worker
-    time.sleep(10)  # long enough for the stage to have failed on the folder's lock, had it not waited
-    assert reader.poll() is None
-    (repo / "done").touch()
-    assert reader.wait(timeout=60) == 0
-    out = first + process.communicate(timeout=300)[0]
-    assert process.returncode == 0 and f"done {stage}" in out, out
+    reader_of_output = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True)
+    reader_of_output.start()
+    out = []
+
+    def wait_for_a_wait():
+        try:
+            while f"{stage} waits for a lock on its paths" not in (line := lines.get(timeout=120)):
+                out.append(line)
+        except queue.Empty:
+            pytest.fail(f"the stage never waited for the reader:\n{''.join(out)}")
+
+    wait_for_a_wait()  # to remove its outputs
+    assert not (repo / "learning").exists()
+    release(reader)
+    wait_until(lambda: (repo / "learning").exists(), "the stage's command never started")
+    reader = reading()
+    (repo / "go").touch()
+    wait_for_a_wait()  # to record its outputs, the command done
+    release(reader)
+    assert process.wait(timeout=300) == 0
+    reader_of_output.join(timeout=60)
+    out += [lines.get() for _ in range(lines.qsize())]
+    assert any(line.startswith(f"done {stage}") for line in out), "".join(out)
     assert stage not in json.loads(sh("dvc", "status", "--json", cwd=repo).stdout)
 
 

@@ -38,6 +38,22 @@ def test_a_difference_names_its_n_and_gives_no_interval_below_three_seeds():
     assert results_tables._difference(three, 100, " pp") == "+2.0 pp [+1.0, +3.0], n = 3"
 
 
+def test_labels_give_the_interquartile_range_from_three_seeds_and_each_seed_below():
+    def s(by_seed, median, iqr):  # None: never reached within the 300 labels
+        return {"labels_to_90": median, "labels_to_90_iqr": iqr, "labels_to_90_by_seed": by_seed, "final_labels": 300}
+    assert results_tables.labels(s([150], 150, [150, 150]), 90) == "150"
+    assert results_tables.labels(s([180, None], 240, [210, None]), 90) == "240 (seeds: 180, >300)"
+    assert results_tables.labels(s([100, 120, 140, 160, 180], 140, [120, 160]), 90) == "140 (120–160)"
+    assert results_tables.labels(s([100, 120, 140, None, None], 140, [120, None]), 90) == "140 (120–>300)"
+
+
+def test_docs_results_is_what_the_tool_writes_from_the_committed_metrics():
+    written = subprocess.run([sys.executable, "tools/results_tables.py"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout
+    assert (ROOT / "docs" / "results.md").read_text() == written, \
+        "docs/results.md is not what the metrics say; rerun python tools/results_tables.py > docs/results.md"
+
+
 def test_ranks_over_the_strategies_every_dataset_ran_with_spearman_against_the_first():
     summary = {
         "a": {"random": entry(0.70), "x": entry(0.90, 0.20), "y": entry(0.80, 0.10), "w": entry(0.95, 0.25)},
@@ -69,7 +85,7 @@ def test_verdicts_read_the_interval_and_know_which_way_is_better():
     assert results_tables.verdict(d(0.01, 0.03), higher_is_better=False) == "behind"  # more labels needed
     assert results_tables.verdict(d(-0.01, 0.03), higher_is_better=True) == "no difference shown"
     assert results_tables.verdict(d(-30, -10), higher_is_better=False) == "ahead"
-    assert results_tables.verdict(d(1, 2, n=2), higher_is_better=True) == "too few seeds for an interval (n = 2)"
+    assert results_tables.verdict(d(1, 2, n=2), higher_is_better=True) == "too few seeds for an interval"
     assert results_tables.negated(d(-30, -10))["ci95"] == [10, 30]
     assert results_tables.negated(d(-30, -10, bound="lower"))["bound"] == "upper"
     # only the first side censored: its true labels are at least the budget, so "fewer labels" is not shown

@@ -21,11 +21,12 @@ import scipy.stats
 import typer
 
 from bal.config import load_params
-from bal.results import BATCHBALD_2019, GAL_2017, GAL_2017_ERROR_AT_1000, THRESHOLDS
+from bal.results import BATCHBALD_2019, GAL_2017, GAL_2017_ERROR_AT_1000, THRESHOLDS, paired_difference
 
 
-CONVENTIONS = " ".join("""Labels to an accuracy are "median (interquartile range over seeds)"; "—" where the median seed never
-reached it within the budget, and ">N" for a quartile that never did. Accuracy is mean ± standard
+CONVENTIONS = " ".join("""Labels to an accuracy are "median (interquartile range over seeds)", below 3 seeds "median (seeds: each
+seed's value)"; "—" where the median seed never reached it within the budget, and ">N" for a quartile or
+a seed that never did. Accuracy is mean ± standard
 deviation (sample, n − 1) over seeds. Paired differences are means over the n seeds both ran, with a
 95% t-interval (n − 1 degrees of freedom) where n ≥ 3, else each seed's difference; a seed that never
 reached a threshold counts as the budget (a lower bound), and a difference holding one is marked ≥ or ≤
@@ -37,10 +38,15 @@ def _number(x: float) -> str:
 
 
 def labels(s: dict, threshold: int) -> str:
+    """Median labels to ``threshold`` % with the interquartile range over seeds; below 3 seeds, each seed's value."""
     median, (q1, q3), budget = s[f"labels_to_{threshold}"], s[f"labels_to_{threshold}_iqr"], s["final_labels"]
+    by_seed = s[f"labels_to_{threshold}_by_seed"]
+    reached = lambda x: f">{budget}" if x is None else _number(x)  # noqa: E731
     text = "—" if median is None else _number(median)
-    if len(s["seeds"]) > 1 and q1 is not None:
-        text += f" ({_number(q1)}–{_number(q3) if q3 is not None else f'>{budget}'})"
+    if len(by_seed) == 2 and by_seed != [None, None]:
+        text += f" (seeds: {', '.join(map(reached, by_seed))})"
+    elif len(by_seed) > 2 and q1 is not None:
+        text += f" ({_number(q1)}–{reached(q3)})"
     return text
 
 
@@ -198,7 +204,7 @@ def verdict(d: dict | None, higher_is_better: bool) -> str:
     if d is None:
         return "not run on paired seeds yet"
     if d["ci95"] is None:
-        return f"too few seeds for an interval (n = {d['n']})"
+        return "too few seeds for an interval"
     if d["bound"] == "none":
         return "no answer: both sides missed the threshold on some seed"
     low, high = d["ci95"]
@@ -304,9 +310,12 @@ def questions(summary: dict, studies: dict) -> str:
     repeated = studies.get("repeated_mnist", {}).get("b10", {})
     if "batchbald" in repeated and "bald" in repeated:
         b, a = repeated["batchbald"], repeated["bald"]
-        lines[-1] += (f" On Repeated-MNIST (medians over {len(b['seeds'])} and {len(a['seeds'])} seeds; the study "
-                      f"gives no paired intervals): labels to 90% {labels(b, 90)} against {labels(a, 90)}, accuracy at "
-                      f"{b['final_labels']} {accuracy(b)} against {accuracy(a)}.")
+        by_seed = lambda s: {seed: math.inf if x is None else x  # noqa: E731
+                             for seed, x in zip(s["seeds"], s["labels_to_90_by_seed"])}
+        d = paired_difference(by_seed(b), by_seed(a), budget=b["final_labels"])
+        lines[-1] += (f" On Repeated-MNIST: labels to 90% {_difference(d, 1, '')} ({verdict(d, False)}), accuracy at "
+                      f"{b['final_labels']} {accuracy(b)} against {accuracy(a)} (mean ± standard deviation over "
+                      f"{len(b['seeds'])} and {len(a['seeds'])} seeds).")
     lines.append("- **Does EPIG, with its targets from a target set of the test distribution, beat BALD on the "
                  f"unbalanced pool?** EPIG against BALD: {versus(unbalanced, 'epig', 'bald', 90)}. "
                  f"EPIG with pool targets (`epig_pool`) against BALD: {versus(unbalanced, 'epig_pool', 'bald', 90)}.")
@@ -363,7 +372,7 @@ def readme_blocks(params, summary: dict, studies: dict) -> dict[str, str]:
                            if dataset in summary else "Not run yet.")
     repeated = studies.get("repeated_mnist", {})
     blocks["repeated_mnist"] = study(repeated, "repeated_mnist") if repeated else "Not run yet."
-    both = {d: summary[d] for d in ("mnist", "fashion_mnist") if d in summary}
+    both = {d: summary[d] for d in ("mnist", "fashion_mnist") if d in summary}  # MNIST's ranks first
     blocks["ranks"] = ranks(both) if len(both) == 2 else "Not run yet: Fashion-MNIST has no runs."
     return blocks
 
@@ -390,29 +399,34 @@ def metrics(root: Path) -> tuple[dict, dict]:
 
 def main(readme: Path | None = typer.Option(None, help="rewrite this README's generated blocks in place")) -> None:
     params = load_params(Path("params.yaml"))
+    summary, studies = metrics(Path("."))
+    blocks = readme_blocks(params, summary, studies)
     if readme is not None:
-        readme.write_text(write_blocks(readme.read_text(), readme_blocks(params, *metrics(Path(".")))))
+        readme.write_text(write_blocks(readme.read_text(), blocks))
         return
     print("# Results tables\n\nWritten by `python tools/results_tables.py > docs/results.md` from the committed "
           "`metrics/summary.json` and `metrics/study.json`. " + CONVENTIONS)
-    for path in ("metrics/summary.json", "metrics/study.json"):
-        if not Path(path).is_file():
-            continue
-        data = json.loads(Path(path).read_text())
-        for dataset, content in data.items():
-            if path.endswith("summary.json"):
-                entry = params.dataset(dataset) if dataset in params.datasets() else None
-                print(f"\n## {dataset}\n\n" + replication(content, dataset, getattr(entry.options, "rare_classes", None)
-                                                           if entry else None))
-                print(f"\n**{dataset}: paired differences** (mean over the n seeds both ran [95% t-interval, n − 1 df]; "
-                      "below 3 seeds each seed's difference)\n")
-                print(comparisons(content))
-            else:
-                print(f"\n## {dataset}: the acquisition-size study\n\n" + study(content, dataset))
-        if path.endswith("summary.json") and len(data) > 1:
-            print("\n## Ranks across datasets\n\nBy AUC, among the strategies that every dataset ran; in "
-                  "brackets the paired AUC difference against random (mean over seeds [95% t-interval, n − 1 df]).\n")
-            print(ranks(data))
+    print(f"\n{blocks['grids']}\n\n## The three questions\n\n{blocks['questions']}")
+    print("\n## Gal et al. 2017, Tables 1 and 2, beside ours\n\nMeans over seeds with 95% t-intervals (n − 1 df); "
+          f"Gal et al. averaged their repetitions.\n\n{blocks['gal']}")
+    for dataset, content in summary.items():
+        entry = params.dataset(dataset) if dataset in params.datasets() else None
+        print(f"\n## {dataset}\n\n" + replication(content, dataset, getattr(entry.options, "rare_classes", None)
+                                                   if entry else None))
+        print(f"\n**{dataset}: paired differences** (mean over the n seeds both ran [95% t-interval, n − 1 df]; "
+              "below 3 seeds each seed's difference)\n")
+        print(comparisons(content))
+    for dataset, by_size in studies.items():
+        if dataset not in params.single.datasets:
+            print(f"\n## {dataset}: the acquisition-size study\n\n" + study(by_size, dataset))
+    if set(studies) & set(params.single.datasets):
+        print(f"\n## One label a round (the `single` grid)\n\n{blocks['single']}")
+    by_dataset = dict(sorted(summary.items(), key=lambda item: item[0] != "mnist"))  # MNIST's ranks first
+    if len(by_dataset) > 1:
+        print("\n## Ranks across datasets\n\nBy AUC, among the strategies that every dataset ran, each dataset's "
+              "against MNIST's; in brackets the paired AUC difference against random (mean over seeds [95% t-interval, "
+              "n − 1 df]). The Spearman interval: Fisher's z with standard error √(1.06 / (n − 3)), n the strategies.\n")
+        print(ranks(by_dataset))
 
 
 if __name__ == "__main__":
