@@ -136,14 +136,17 @@ def test_a_failing_stage_is_named_and_the_others_finish(tmp_path_factory):
 def test_an_interrupted_grid_resumes_without_rerunning_finished_stages(tmp_path_factory):
     repo = tiny_grid(tmp_path_factory)
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "JOBS": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    process = subprocess.Popen([sys.executable, "tools/grid.py"], cwd=repo, env=env, stdout=subprocess.PIPE, text=True,
-                               start_new_session=True)
+    process = subprocess.Popen([sys.executable, "tools/grid.py"], cwd=repo, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
     first = process.stdout.readline()  # "4 stages on ..."
     assert "4 stages" in first
     done = process.stdout.readline()
-    assert done.startswith("done ")
-    os.killpg(process.pid, signal.SIGINT)
-    process.wait(timeout=120)
+    assert done.startswith("done "), done
+    deadline = time.monotonic() + 120
+    while not list((repo / "data" / "checkpoints").glob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the second stage's first round is checkpointed: its command runs (the first's is gone)
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the grid, its workers and the stage's command
+    assert process.wait(timeout=120) != 0, process.stdout.read()
     finished = done.split()[1]
     curve = repo / "data" / "runs" / "twomoons" / finished.split("-")[1] / finished.split("-")[2] / "curve.csv"
     stamp = curve.stat().st_mtime_ns

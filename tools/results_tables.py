@@ -372,7 +372,7 @@ def readme_blocks(params, summary: dict, studies: dict) -> dict[str, str]:
                            if dataset in summary else "Not run yet.")
     repeated = studies.get("repeated_mnist", {})
     blocks["repeated_mnist"] = study(repeated, "repeated_mnist") if repeated else "Not run yet."
-    both = {d: summary[d] for d in ("mnist", "fashion_mnist") if d in summary}  # MNIST's ranks first
+    both = {d: summary[d] for d in ("mnist", "fashion_mnist") if d in summary}
     blocks["ranks"] = ranks(both) if len(both) == 2 else "Not run yet: Fashion-MNIST has no runs."
     return blocks
 
@@ -423,9 +423,10 @@ def main(readme: Path | None = typer.Option(None, help="rewrite this README's ge
         print(f"\n## One label a round (the `single` grid)\n\n{blocks['single']}")
     by_dataset = dict(sorted(summary.items(), key=lambda item: item[0] != "mnist"))  # MNIST's ranks first
     if len(by_dataset) > 1:
-        print("\n## Ranks across datasets\n\nBy AUC, among the strategies that every dataset ran, each dataset's "
-              "against MNIST's; in brackets the paired AUC difference against random (mean over seeds [95% t-interval, "
-              "n − 1 df]). The Spearman interval: Fisher's z with standard error √(1.06 / (n − 3)), n the strategies.\n")
+        print("\n## Ranks across datasets\n\nBy AUC, among the strategies that every dataset ran; in brackets the "
+              "paired AUC difference against random (mean over seeds [95% t-interval, n − 1 df]). Spearman's ρ compares "
+              "each dataset's ranking with the first column's, its interval by Fisher's z with standard error "
+              "√(1.06 / (n − 3)), n the strategies.\n")
         print(ranks(by_dataset))
 
 
