@@ -136,8 +136,10 @@ def test_a_failing_stage_is_named_and_the_others_finish(tmp_path_factory):
 def test_an_interrupted_grid_resumes_without_rerunning_finished_stages(tmp_path_factory):
     repo = tiny_grid(tmp_path_factory)
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "JOBS": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    # SIGINT as at a terminal: a shell without job control (a CI's `cmd &`) starts its children with it ignored
     process = subprocess.Popen([sys.executable, "tools/grid.py"], cwd=repo, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = process.stdout.readline()  # "4 stages on ..."
     assert "4 stages" in first
     done = process.stdout.readline()
