@@ -136,10 +136,14 @@ def test_a_failing_stage_is_named_and_the_others_finish(tmp_path_factory):
 def test_an_interrupted_grid_resumes_without_rerunning_finished_stages(tmp_path_factory):
     repo = tiny_grid(tmp_path_factory)
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "JOBS": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    # SIGINT as at a terminal: a shell without job control (a CI's `cmd &`) starts its children with it ignored
-    process = subprocess.Popen([sys.executable, "tools/grid.py"], cwd=repo, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # SIGINT as at a terminal: a shell without job control (a CI's `cmd &`) starts its children with it ignored,
+    # and a child keeps an ignored signal ignored, where a handler of ours becomes the default
+    ignored = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen([sys.executable, "tools/grid.py"], cwd=repo, env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    finally:
+        signal.signal(signal.SIGINT, ignored)
     first = process.stdout.readline()  # "4 stages on ..."
     assert "4 stages" in first
     done = process.stdout.readline()
@@ -147,6 +151,7 @@ def test_an_interrupted_grid_resumes_without_rerunning_finished_stages(tmp_path_
     deadline = time.monotonic() + 120
     while not list((repo / "data" / "checkpoints").glob("*.json")) and time.monotonic() < deadline:
         time.sleep(0.1)  # the second stage's first round is checkpointed: its command runs (the first's is gone)
+    assert list((repo / "data" / "checkpoints").glob("*.json")), "the second stage never checkpointed a round"
     os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the grid, its workers and the stage's command
     assert process.wait(timeout=120) != 0, process.stdout.read()
     finished = done.split()[1]
@@ -211,34 +216,42 @@ def test_a_stage_waits_for_a_dvc_repro_reading_its_run_folder(tmp_path_factory):
         (repo / "done").touch()
         assert reader.wait(timeout=60) == 0
 
-    lines = queue.Queue()
-    reader = reading()
-    process = subprocess.Popen([sys.executable, "tools/grid.py", stage], cwd=repo, env={**env, "JOBS": "1"},
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    reader_of_output = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True)
-    reader_of_output.start()
-    out = []
+    lines, out, processes = queue.Queue(), [], []
 
-    def wait_for_a_wait():
+    def wait_for(text):
         try:
-            while f"{stage} waits for a lock on its paths" not in (line := lines.get(timeout=120)):
+            while text not in (line := lines.get(timeout=120)):
                 out.append(line)
         except queue.Empty:
-            pytest.fail(f"the stage never waited for the reader:\n{''.join(out)}")
+            pytest.fail(f"no {text!r} from the grid:\n{''.join(out)}")
 
-    wait_for_a_wait()  # to remove its outputs
-    assert not (repo / "learning").exists()
-    release(reader)
-    wait_until(lambda: (repo / "learning").exists(), "the stage's command never started")
-    reader = reading()
-    (repo / "go").touch()
-    wait_for_a_wait()  # to record its outputs, the command done
-    release(reader)
-    assert process.wait(timeout=300) == 0
-    reader_of_output.join(timeout=60)
-    out += [lines.get() for _ in range(lines.qsize())]
-    assert any(line.startswith(f"done {stage}") for line in out), "".join(out)
-    assert stage not in json.loads(sh("dvc", "status", "--json", cwd=repo).stdout)
+    try:
+        processes.append(reading())
+        process = subprocess.Popen([sys.executable, "tools/grid.py", stage], cwd=repo, env={**env, "JOBS": "1"},
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        processes.append(process)
+        output = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True)
+        output.start()
+        wait_for(f"{stage} (to start) waits for a lock on its paths")  # to remove its outputs
+        assert not (repo / "learning").exists()
+        release(processes[0])
+        wait_until(lambda: (repo / "learning").exists(), "the stage's command never started")
+        processes.append(reading())
+        (repo / "go").touch()
+        wait_for(f"{stage} (to record its run) waits for a lock on its paths")  # its command done
+        release(processes[-1])
+        assert process.wait(timeout=300) == 0
+        output.join(timeout=60)
+        out += [lines.get() for _ in range(lines.qsize())]
+        assert any(line.startswith(f"done {stage}") for line in out), "".join(out)
+        assert stage not in json.loads(sh("dvc", "status", "--json", cwd=repo).stdout)
+    finally:  # nothing left waiting for a file that a failed test never wrote
+        (repo / "go").touch()
+        (repo / "done").touch()
+        for p in processes:  # the grid closes its cluster on SIGTERM
+            if p.poll() is None:
+                p.terminate()
+                p.wait(timeout=60)
 
 
 def slurm_available() -> str | None:

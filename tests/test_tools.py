@@ -38,11 +38,13 @@ def test_a_difference_names_its_n_and_gives_no_interval_below_three_seeds():
     assert results_tables._difference(three, 100, " pp") == "+2.0 pp [+1.0, +3.0], n = 3"
 
 
-def test_labels_give_the_interquartile_range_from_three_seeds_and_each_seed_below():
+def test_labels_give_the_interquartile_range_from_three_seeds_on_and_each_seed_below():
     def s(by_seed, median, iqr):  # None: never reached within the 300 labels
         return {"labels_to_90": median, "labels_to_90_iqr": iqr, "labels_to_90_by_seed": by_seed, "final_labels": 300}
     assert results_tables.labels(s([150], 150, [150, 150]), 90) == "150"
-    assert results_tables.labels(s([180, None], 240, [210, None]), 90) == "240 (seeds: 180, >300)"
+    assert results_tables.labels(s([180, None], None, [210, None]), 90) == "— (seeds: 180, >300)"
+    assert results_tables.labels(s([None, None], None, [None, None]), 90) == "—"
+    assert results_tables.labels(s([100, 120, 140], 120, [110, 130]), 90) == "120 (110–130)"
     assert results_tables.labels(s([100, 120, 140, 160, 180], 140, [120, 160]), 90) == "140 (120–160)"
     assert results_tables.labels(s([100, 120, 140, None, None], 140, [120, None]), 90) == "140 (120–>300)"
 

@@ -116,7 +116,7 @@ def run_stage(root: str, name: str) -> Finished:
                 stage.commit()
                 stage.dump(update_pipeline=False)
 
-            stage = locked(repo, begin, name)
+            stage = locked(repo, begin, f"{name} (to start)")
             if stage is None:
                 return Finished(name, 0, worker, started, 0.0, 0.0, "", [], cpu, skipped=True)
             outs = [str(out.def_path) for out in stage.outs if not out.use_cache]
@@ -127,16 +127,16 @@ def run_stage(root: str, name: str) -> Finished:
                                             preexec_fn=die_with_parent).returncode
             command_s = time.monotonic() - command_start
             if returncode == 0:
-                locked(repo, lambda: record(stage), name)
+                locked(repo, lambda: record(stage), f"{name} (to record its run)")
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-LOG_LINES:])
     except Exception as err:  # noqa: BLE001  (a DVC error is this stage's failure, reported with it)
         returncode, tail = 1, f"{type(err).__name__}: {err} (log: {log})"
     return Finished(name, returncode, worker, started, time.monotonic() - start, command_s, tail, outs, cpu)
 
 
-def locked(repo, action, name: str):
+def locked(repo, action, what: str):
     """``action()`` under DVC's repository lock, retried while another live DVC process holds a lock on one
-    of stage ``name``'s paths: a ``dvc repro aggregate`` beside the grid reads every run folder while its
+    of the stage's paths (``what``: the stage and the step, for the message): a ``dvc repro aggregate`` beside the grid reads every run folder while its
     command runs, outside the repository lock, and DVC refuses a path lock at once, whereas it waits for the
     repository lock. The repository lock is let go between tries, so that the other process can finish;
     the first wait is reported on stderr with DVC's message, which names the process. It waits as long as
@@ -150,7 +150,7 @@ def locked(repo, action, name: str):
                 return action()
             except LockError as err:  # the repository lock is held here, so this is a path's
                 if not waiting:
-                    print(f"{name} waits for a lock on its paths: {' '.join(str(err).split())}", file=sys.stderr,
+                    print(f"{what} waits for a lock on its paths: {' '.join(str(err).split())}", file=sys.stderr,
                           flush=True)
                 waiting = True
         time.sleep(PATH_LOCK_POLL_S)

@@ -96,7 +96,9 @@ def quantile(values: list[float], q: float) -> float:
 def summarise(curves: dict[int, pd.DataFrame], column: str = "test_accuracy") -> dict:
     """One strategy's metrics over its seeds (``curves`` maps seed -> curve) from its ``column``:
     labels to each accuracy threshold (median and interquartile range, and per seed; None where not
-    reached), final accuracy (mean and sample standard deviation) and area under the curve."""
+    reached), final accuracy (mean and sample standard deviation) and area under the curve. Per-seed
+    values are in the order of ``seeds``, ascending."""
+    curves = dict(sorted(curves.items()))
     finals = [c[column].iloc[-1] for c in curves.values()]
     summary = {}
     for t in THRESHOLDS:
@@ -110,7 +112,7 @@ def summarise(curves: dict[int, pd.DataFrame], column: str = "test_accuracy") ->
         final_accuracy_std=statistics.stdev(finals) if len(finals) > 1 else 0.0,
         final_labels=int(next(iter(curves.values())).n_labelled.iloc[-1]),
         auc=statistics.fmean(normalised_auc(c, column) for c in curves.values()),
-        seeds=sorted(curves),
+        seeds=list(curves),
     )
     return summary
 
